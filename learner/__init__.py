@@ -1,0 +1,2 @@
+"""Learner side: the Learner Ray actor (trainable model, loss, optimizer) and the weight publisher.
+Arrives with the rollout/learner split; empty until then."""

@@ -1,0 +1,3 @@
+from minazr.cli import main
+
+raise SystemExit(main())

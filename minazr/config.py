@@ -1,0 +1,220 @@
+"""One config for a run: a small dataclass per component, loaded from YAML, overridden from the command line.
+
+    cfg = load_config("configs/default.yaml", ["learner.lr=1e-6", "executor.workers=4"])
+
+Every field carries its help text and its allowed range in the dataclass metadata; the loader checks types and
+ranges once, at load time, and raises ConfigError with one line naming the key and the problem. The README's
+config reference is generated from the same metadata (`minazr config --docs`).
+"""
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message is one line naming the key."""
+
+
+def param(default, help: str, *, min=None, max=None, choices=None):
+    """A config field: default, help text for the docs, and the checks applied at load time."""
+    return field(default=default, metadata={"help": help, "min": min, "max": max, "choices": choices})
+
+
+@dataclass
+class ModelConfig:
+    name: str = param("smollm2-135m-instruct",
+                      "Policy model: the embedded default's name, a local Hugging Face directory, or a hub id "
+                      "(read by train/bench/eval once they land).")
+
+
+@dataclass
+class RolloutConfig:
+    num_workers: int = param(1, "Number of rollout workers, each owning one vLLM engine (read by train once the "
+                                "rollout/learner split lands).", min=1)
+
+
+@dataclass
+class LearnerConfig:
+    lr: float = param(1e-6, "AdamW learning rate of the learner (read by train once the learner lands).",
+                      min=0.0, max=1.0)
+
+
+@dataclass
+class ExecutorConfig:
+    workers: int = param(0, "Sandbox servers in the executor pool; 0 means two per CPU core (at least 2, since a "
+                            "validation run needs two separate processes).", min=0, max=256)
+    timeout_s: float = param(5.0, "Wall-clock limit for one program run, in seconds (the CPU-time rlimit follows "
+                                  "it).", min=0.1, max=600.0)
+    memory_mb: int = param(512, "Address-space limit (RLIMIT_AS) of a program, in MiB.", min=64, max=65536)
+    max_output_chars: int = param(10_000, "Longest accepted repr of a program's return value; longer outputs "
+                                          "are rejected, never truncated.", min=16)
+    determinism_runs: int = param(2, "Runs of each proposed program, in different processes with different hash "
+                                     "seeds; all must return the same value. 1 turns the check off.", min=1, max=2)
+
+
+@dataclass
+class RunConfig:
+    out_dir: str = param("runs/latest", "Run directory: the resolved config, metrics and checkpoints go here.")
+    seed: int = param(0, "Seed for every random choice the driver makes.", min=0)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Read `path` (YAML; None for the defaults), apply dotted `key=value` overrides, validate, return a Config."""
+    raw: dict = {}
+    if path is not None:
+        raw = _read_yaml(Path(path))
+    for item in overrides:
+        _apply_override(raw, item)
+    return _build(Config, raw, prefix="")
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def _apply_override(raw: dict, item: str) -> None:
+    key, sep, text = item.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"{item}: overrides look like section.key=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    node = raw
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{key}: {part} is not a section")
+    node[leaf] = value
+
+
+def _build(cls, data, prefix: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {_show(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(fields)})")
+    kwargs = {}
+    for name, value in data.items():
+        f, key = fields[name], prefix + name
+        if dataclasses.is_dataclass(f.type):
+            kwargs[name] = _build(f.type, value, key + ".")
+        else:
+            kwargs[name] = _check(key, _coerce(key, f.type, value), f.metadata)
+    return cls(**kwargs)
+
+
+def _coerce(key: str, typ, value):
+    """Check `value` against the annotation `typ`, accepting the forms YAML and the shell produce (1e-6 as text)."""
+    if typing.get_origin(typ) in (typing.Union, types.UnionType):
+        args = typing.get_args(typ)
+        if value is None and type(None) in args:
+            return None
+        (typ,) = [a for a in args if a is not type(None)]
+    if typing.get_origin(typ) is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {_show(value)}")
+        (item,) = typing.get_args(typ)
+        return [_coerce(f"{key}[{i}]", item, v) for i, v in enumerate(value)]
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {_show(value)}")
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {_show(value)}")
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {_show(value)}")
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {_show(value)}")
+    raise TypeError(f"{key}: unsupported config type {typ}")  # a bug in this file, not in the user's config
+
+
+def _check(key: str, value, meta) -> object:
+    if value is None:
+        return value
+    lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{key}: {value} is below the minimum {lo}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{key}: {value} is above the maximum {hi}")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+    return value
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------- writing and docs
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, run_dir: str | Path) -> Path:
+    """Write the resolved config as `run_dir/config.yaml`; `load_config` reads it back to the same Config."""
+    path = Path(run_dir) / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return path
+
+
+def docs_markdown() -> str:
+    """A markdown table of every config field: key, type, default, allowed range, help."""
+    rows = ["| key | type | default | allowed | meaning |", "| --- | --- | --- | --- | --- |"]
+    for section in dataclasses.fields(Config):
+        for f in dataclasses.fields(section.type):
+            m = f.metadata
+            allowed = ", ".join(x for x in (
+                f">= {m['min']}" if m.get("min") is not None else "",
+                f"<= {m['max']}" if m.get("max") is not None else "",
+                f"one of {', '.join(map(str, m['choices']))}" if m.get("choices") else "") if x)
+            type_name = getattr(f.type, "__name__", str(f.type))
+            rows.append(f"| `{section.name}.{f.name}` | {type_name} | `{f.default}` | {allowed or 'any'} | "
+                        f"{m['help']} |")
+    return "\n".join(rows)

@@ -1,0 +1,181 @@
+"""Adversarial tests: each attacks one property of the sandbox and checks it is contained with a clear reason.
+
+Every attack runs twice: through the normal executor (the static check should reject it before it runs) and through
+an executor with the static check turned off, so the runtime layer (audit hook, rlimits, namespaces, uid 65534)
+is shown to contain it on its own.
+"""
+
+import os
+import time
+
+import pytest
+
+from minazr.executor import Executor
+
+# A route to the os module that the static check rejects but the runtime must still contain.
+VIA_SYS = "import collections\ndef f():\n    os = collections._sys.modules['os']\n"
+
+
+@pytest.fixture(scope="module")
+def checked():
+    with Executor(workers=2) as ex:
+        yield ex
+
+
+@pytest.fixture(scope="module")
+def raw():
+    with Executor(workers=2, static_check=False) as ex:
+        yield ex
+
+
+def rejected(ex, code, reason, inputs="", timeout_s=2.0):
+    res = ex.run(code, inputs, timeout_s=timeout_s)
+    assert not res.ok and res.output is None, res
+    assert reason in res.error, res.error
+    return res
+
+
+def test_fork_bomb(checked, raw):
+    code = "import os\ndef f():\n    while True:\n        os.fork()"
+    rejected(checked, code, "banned module 'os'")
+    rejected(raw, code, "import of 'os' is not allowed")
+    rejected(raw, VIA_SYS + "    while True:\n        os.fork()", "os.fork is not allowed")
+
+
+def test_memory_bomb(checked, raw):
+    code = "def f():\n    blocks = []\n    while True:\n        blocks.append([0] * 1_000_000)"
+    rejected(checked, code, "MemoryError")
+    rejected(raw, "def f():\n    return len('a' * 10**11)", "MemoryError")
+
+
+def test_infinite_loop_stops_at_timeout(checked):
+    t0 = time.monotonic()
+    rejected(checked, "def f():\n    while True:\n        pass", "timeout after 1s", timeout_s=1)
+    assert time.monotonic() - t0 < 1 + 2.0 + 1.0  # timeout plus margin, for the first of the two runs only
+
+
+def test_deep_recursion(checked):
+    rejected(checked, "def f(n=0):\n    return f(n + 1)", "RecursionError")
+
+
+def test_huge_output_is_rejected_not_truncated(checked):
+    rejected(checked, "def f():\n    return 'x' * 10**6", "output too large")
+
+
+def test_writing_a_file(checked, raw, tmp_path):
+    target = tmp_path / "pwned.txt"
+    code = f"def f():\n    with open({str(target)!r}, 'w') as fh:\n        fh.write('x')\n    return 1"
+    rejected(checked, code, "banned name 'open'")
+    rejected(raw, code, "NameError")
+    rejected(raw, VIA_SYS + f"    return os.open({str(target)!r}, os.O_WRONLY | os.O_CREAT)", "open is not allowed")
+    assert not target.exists()
+
+
+def test_reading_etc_passwd(checked, raw):
+    code = "def f():\n    return open('/etc/passwd').read()"
+    rejected(checked, code, "banned name 'open'")
+    rejected(raw, VIA_SYS + "    return os.read(os.open('/etc/passwd', 0), 1000)", "open is not allowed")
+
+
+def test_environment_is_scrubbed(raw, monkeypatch):
+    monkeypatch.setenv("MINAZR_TEST_SECRET", "hunter2")
+    with Executor(workers=2, static_check=False) as ex:  # started after the secret is set
+        res = ex.run(VIA_SYS + "    return dict(os.environ)", "")
+    assert res.ok and res.output == "{}", res
+
+
+def test_opening_a_socket(checked, raw):
+    code = "import socket\ndef f():\n    s = socket.socket()\n    s.connect(('127.0.0.1', 22))\n    return 1"
+    rejected(checked, code, "banned module 'socket'")
+    rejected(raw, code, "import of 'socket' is not allowed")
+
+
+def test_network_namespace_is_separate(raw):
+    server = raw._free[0]
+    if not server.isolated:
+        pytest.skip("network namespaces are not available on this machine")
+    assert os.readlink(f"/proc/{server.proc.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    assert server.info["pid_namespace"]
+
+
+def test_os_system(checked, raw, tmp_path):
+    target = tmp_path / "pwned"
+    rejected(checked, f"import os\ndef f():\n    return os.system('touch {target}')", "banned module 'os'")
+    rejected(raw, VIA_SYS + f"    return os.system('touch {target}')", "os.system is not allowed")
+    assert not target.exists()
+
+
+def test_subprocess(checked, raw):
+    code = "import subprocess\ndef f():\n    return subprocess.run(['id'], capture_output=True).stdout"
+    rejected(checked, code, "banned module 'subprocess'")
+    rejected(raw, code, "import of 'subprocess' is not allowed")
+    rejected(raw, VIA_SYS + "    return os.posix_spawn('/bin/true', ['true'], {})", "os.posix_spawn is not allowed")
+
+
+def test_killing_the_parent(checked, raw):
+    rejected(checked, "import os\ndef f():\n    os.kill(os.getppid(), 9)", "banned module 'os'")
+    rejected(raw, VIA_SYS + "    os.kill(os.getppid(), 9)", "os.kill is not allowed")
+    rejected(raw, VIA_SYS + "    os.killpg(0, 9)", "os.killpg is not allowed")
+    assert raw.run("def f():\n    return 1", "").ok  # the servers are still there
+
+
+def test_runs_unprivileged(raw):
+    if os.geteuid() != 0:
+        pytest.skip("only root can drop to uid 65534")
+    res = raw.run(VIA_SYS + "    return os.getuid(), os.getgid(), os.getgroups()", "")
+    assert res.ok and res.output == "(65534, 65534, [])", res
+
+
+def test_sys_exit(checked, raw):
+    rejected(checked, "import sys\ndef f():\n    sys.exit(3)", "banned module 'sys'")
+    rejected(raw, "def f():\n    raise SystemExit(3)", "SystemExit: 3")
+    rejected(raw, VIA_SYS + "    os._exit(0)", "exited with code 0 before returning")
+
+
+def test_escape_through_subclasses(checked, raw):
+    code = ("def f():\n    for c in ().__class__.__base__.__subclasses__():\n"
+            "        if c.__name__ == '_wrap_close':\n"
+            "            return c.__init__.__globals__['system']('id')\n")
+    rejected(checked, code, "dunder attribute")
+    rejected(raw, code, "os.system is not allowed")
+
+
+def test_import_through_builtins(checked, raw):
+    code = "def f():\n    return __builtins__['__import__']('os').getcwd()"
+    rejected(checked, code, "dunder name '__builtins__'")
+    rejected(raw, code, "import of 'os' is not allowed")
+    rejected(checked, "import builtins\ndef f():\n    return builtins.open('/etc/passwd')", "banned module 'builtins'")
+
+
+def test_ctypes(checked, raw):
+    code = "import ctypes\ndef f():\n    return ctypes.CDLL(None).getpid()"
+    rejected(checked, code, "banned module 'ctypes'")
+    rejected(raw, code, "import of 'ctypes' is not allowed")
+
+
+def test_threads(checked, raw):
+    rejected(checked, "import threading\ndef f():\n    threading.Thread(target=print).start()", "banned module")
+    rejected(checked, "import _thread\ndef f():\n    _thread.start_new_thread(print, ())", "private module")
+    rejected(raw, "import _thread\ndef f():\n    _thread.start_new_thread(print, ())", "import of '_thread'")
+
+
+def test_printing_megabytes_is_discarded(checked):
+    t0 = time.monotonic()
+    res = checked.run("def f():\n    for _ in range(100):\n        print('x' * 1_000_000)\n    return 7", "")
+    assert res.ok and res.output == "7", res
+    assert time.monotonic() - t0 < 10
+
+
+def test_repr_that_never_ends(checked):
+    rejected(checked, "def f():\n    class A:\n        def __repr__(self):\n            return repr(self)\n"
+             "    return A()", "RecursionError")
+    rejected(checked, "def f():\n    x = []\n    for _ in range(100_000):\n        x = [x]\n    return x",
+             "RecursionError")
+    res = checked.run("def f():\n    x = [1]\n    x.append(x)\n    return x", "")
+    assert res.ok and res.output == "[1, [...]]"
+
+
+def test_nondeterminism_through_hash_and_id(checked):
+    rejected(checked, "def f(s):\n    return hash(s)", "non-deterministic", inputs="'abc'")
+    rejected(checked, "def f():\n    return id(object()) % 1000", "non-deterministic")
+    rejected(checked, "def f():\n    return object()", "non-deterministic")  # repr holds the address
