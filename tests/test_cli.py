@@ -1,0 +1,48 @@
+"""The minazr command: usage errors and config errors exit 2 with one line on stderr, no traceback."""
+
+import subprocess
+import sys
+
+import yaml
+
+
+def minazr(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "minazr", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120)
+
+
+def test_unknown_subcommand_prints_usage():
+    res = minazr("frobnicate")
+    assert res.returncode == 2
+    assert "usage: minazr" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_config_error_is_one_line():
+    res = minazr("train", "learner.lr=abc")
+    assert res.returncode == 2
+    assert res.stderr.strip() == "minazr: config error: learner.lr: expected a number, got 'abc'"
+
+
+def test_missing_config_file():
+    res = minazr("bench", "--config", "/nonexistent.yaml")
+    assert res.returncode == 2 and "config file not found" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_config_prints_resolved_yaml():
+    res = minazr("config", "executor.timeout_s=2", "run.seed=3")
+    assert res.returncode == 0, res.stderr
+    data = yaml.safe_load(res.stdout)
+    assert data["executor"]["timeout_s"] == 2.0 and data["run"]["seed"] == 3
+
+
+def test_train_writes_resolved_config_and_says_what_is_missing(tmp_path):
+    res = minazr("train", f"run.out_dir={tmp_path / 'run'}", "learner.lr=5e-6")
+    assert res.returncode == 1 and "not available yet" in res.stderr
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["learner"]["lr"] == 5e-6
+
+
+def test_bench_executor_runs(tmp_path):
+    res = minazr("bench-executor", "--programs", "20", "--out", str(tmp_path), "executor.workers=2")
+    assert res.returncode == 0, res.stderr
+    report = yaml.safe_load((tmp_path / "bench_executor.json").read_text())
+    assert report["programs"] == 20 and report["failed"] == 0 and report["programs_per_s"] > 0
