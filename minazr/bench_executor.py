@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from minazr.config import ExecutorConfig
-from minazr.executor import Executor, Run
+from minazr.executor import Run, from_config
 
 PROGRAMS = [
     ("def f(s):\n    return s[::-1] + s.upper()", "'abc{i}'"),
@@ -35,8 +35,7 @@ def _jobs(n: int, runs: int) -> list[Run]:
 
 
 def run_bench(cfg: ExecutorConfig, n: int, out_dir: str | None = None) -> dict:
-    with Executor(workers=cfg.workers or None, memory_mb=cfg.memory_mb,
-                  max_output_chars=cfg.max_output_chars) as ex:
+    with from_config(cfg) as ex:
         ex.map(_jobs(min(n, 50), cfg.determinism_runs), cfg.timeout_s)  # warm-up
         jobs = _jobs(n, cfg.determinism_runs)
         t0 = time.perf_counter()

@@ -22,7 +22,10 @@ class ConfigError(ValueError):
 
 def param(default, help: str, *, min=None, max=None, choices=None):
     """A config field: default, help text for the docs, and the checks applied at load time."""
-    return field(default=default, metadata={"help": help, "min": min, "max": max, "choices": choices})
+    meta = {"help": help, "min": min, "max": max, "choices": choices}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -58,6 +61,63 @@ class ExecutorConfig:
 
 
 @dataclass
+class SelfPlayConfig:
+    tasks: list[str] = param(["deduction", "abduction", "induction", "math"],
+                             "Task types played each step: AZR's deduction, abduction, induction, and the seed's "
+                             "verifiable math.", choices=("deduction", "abduction", "induction", "math"))
+    propose_per_task: int = param(4, "Proposer prompts per task type per step.", min=0)
+    n_propose: int = param(1, "Completions per proposer prompt.", min=1)
+    n_mc: int = param(4, "Monte-Carlo solves of each valid proposal, for its learnability reward (AZR uses 8).",
+                      min=1)
+    solve_per_task: int = param(4, "Solver prompts per task type per step, sampled uniformly from its buffer.",
+                                min=0)
+    n_solve: int = param(4, "Completions per solver prompt (the GRPO group size).", min=1)
+    k_references: int = param(6, "Buffer entries shown to a deduction/abduction/math proposer as references "
+                                 "(AZR's K).", min=0)
+    induction_inputs: int = param(6, "Inputs an induction proposer writes (AZR's N); half are shown to the solver.",
+                                  min=2)
+    induction_min_pairs: int = param(2, "Valid input/output pairs an induction proposal needs.", min=2)
+    temperature: float = param(1.0, "Sampling temperature of every rollout.", min=0.0)
+    top_p: float = param(1.0, "Nucleus sampling top-p of every rollout.", min=0.0, max=1.0)
+    max_tokens: int = param(512, "Longest completion, in tokens.", min=1)
+    prompt_template: str = param("chat", "How prompts are wrapped: 'chat' (the tokenizer's chat template, for "
+                                         "instruct models) or 'r1' (AZR's raw template, for base models).",
+                                 choices=("chat", "r1"))
+
+
+@dataclass
+class BufferConfig:
+    cap: int = param(4096, "Most entries per task buffer; the oldest is evicted past it.", min=1)
+    seed_size: int = param(8, "Entries each buffer holds, by seeding rounds of proposals, before training starts.",
+                           min=1)
+    seed_max_rounds: int = param(20, "Seeding rounds before training starts anyway.", min=0)
+
+
+@dataclass
+class RewardsConfig:
+    preset: str = param("azr", "Reward scheme: 'azr' (paper), 'azr_code' (AZR's code: -0.5 for never/always "
+                               "solved proposals), 'seed' (+10/-10, +10 for any valid proposal). Each value below "
+                               "replaces the preset's when set.", choices=("azr", "azr_code", "seed"))
+    solve_correct: float | None = param(None, "Solver reward for a correct answer (azr: 1).")
+    solve_wrong: float | None = param(None, "Solver reward for a well-formed wrong answer (azr: -0.5).")
+    solve_unparseable: float | None = param(None, "Solver reward when no answer can be read (azr: -1).")
+    propose_invalid: float | None = param(None, "Proposer reward for an unparseable or invalid proposal (azr: -1).")
+    propose_extreme: float | None = param(None, "Proposer reward when the Monte-Carlo solve rate is 0 or 1 "
+                                                "(azr: 0, azr_code: -0.5).")
+    propose_flat: float | None = param(None, "If set, every valid proposal gets this instead of learnability "
+                                             "(seed: 10).")
+
+
+@dataclass
+class AdvantagesConfig:
+    estimator: str = param("trr++", "Advantage estimator: 'trr++' (AZR: whiten per task x role), 'grpo' (per "
+                                    "prompt group), 'batch_mean' (the seed's: reward minus batch mean).",
+                           choices=("trr++", "grpo", "batch_mean"))
+    weighting: str = param("token", "Loss aggregation: 'token' (every token counts the same) or 'sequence' "
+                                    "(every sample counts the same).", choices=("token", "sequence"))
+
+
+@dataclass
 class RunConfig:
     out_dir: str = param("runs/latest", "Run directory: the resolved config, metrics and checkpoints go here.")
     seed: int = param(0, "Seed for every random choice the driver makes.", min=0)
@@ -69,6 +129,10 @@ class Config:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)
+    buffer: BufferConfig = field(default_factory=BufferConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    advantages: AdvantagesConfig = field(default_factory=AdvantagesConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 
@@ -179,8 +243,9 @@ def _check(key: str, value, meta) -> object:
         raise ConfigError(f"{key}: {value} is below the minimum {lo}")
     if hi is not None and value > hi:
         raise ConfigError(f"{key}: {value} is above the maximum {hi}")
-    if choices is not None and value not in choices:
-        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+    for item in value if isinstance(value, list) else [value]:
+        if choices is not None and item not in choices:
+            raise ConfigError(f"{key}: {item!r} is not one of {', '.join(map(str, choices))}")
     return value
 
 
@@ -214,7 +279,9 @@ def docs_markdown() -> str:
                 f">= {m['min']}" if m.get("min") is not None else "",
                 f"<= {m['max']}" if m.get("max") is not None else "",
                 f"one of {', '.join(map(str, m['choices']))}" if m.get("choices") else "") if x)
-            type_name = getattr(f.type, "__name__", str(f.type))
-            rows.append(f"| `{section.name}.{f.name}` | {type_name} | `{f.default}` | {allowed or 'any'} | "
+            type_name = f.type.__name__ if isinstance(f.type, type) else str(f.type).replace(" | ", " or ")
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            default = "null" if default is None else default
+            rows.append(f"| `{section.name}.{f.name}` | {type_name} | `{default}` | {allowed or 'any'} | "
                         f"{m['help']} |")
     return "\n".join(rows)

@@ -49,11 +49,12 @@ class ExecResult:
 
 @dataclass(frozen=True)
 class Run:
-    """Run f(*inputs) and return repr of the result; `runs` >= 2 also demands the same value in separate servers."""
+    """Run f(*inputs) and return repr of the result; `runs` >= 2 also demands the same value in separate servers
+    (None: the executor's `determinism_runs`)."""
 
     code: str
     inputs: str
-    runs: int = 2
+    runs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -173,13 +174,14 @@ class Executor:
     """A pool of sandbox servers. Thread-safe; `map` runs a batch concurrently across servers."""
 
     def __init__(self, workers: int | None = None, memory_mb: int = 512, max_output_chars: int = 10_000,
-                 static_check: bool = True, isolate: bool = True):
+                 determinism_runs: int = 2, static_check: bool = True, isolate: bool = True):
         if sys.platform != "linux":
             raise RuntimeError("the minAZR sandbox needs Linux (rlimits, namespaces, pidfd)")
         # two servers per core keep the cores busy while others fork; at least two, since determinism runs need both
         self.workers = max(2, workers or 2 * (os.cpu_count() or 1))
         self.memory_mb = memory_mb
         self.max_output_chars = max_output_chars
+        self.determinism_runs = determinism_runs
         self.static_check = static_check
         self.isolate = isolate
         self._seeds: set[int] = set()
@@ -192,7 +194,7 @@ class Executor:
 
     # ------------------------------------------------------------ public API
 
-    def run(self, code: str, inputs: str, timeout_s: float = 5.0, runs: int = 2) -> ExecResult:
+    def run(self, code: str, inputs: str, timeout_s: float = 5.0, runs: int | None = None) -> ExecResult:
         return self.submit(Run(code, inputs, runs), timeout_s)
 
     def check(self, code: str, inputs: str, expected: str, timeout_s: float = 5.0) -> ExecResult:
@@ -246,7 +248,7 @@ class Executor:
                               timeout_s)[0]
         req = {"mode": "run", "code": job.code, "inputs": job.inputs}
         first, used = self._call(req, timeout_s)
-        if not first.ok or job.runs < 2:
+        if not first.ok or (job.runs or self.determinism_runs) < 2:
             return first
         second, _ = self._call(req, timeout_s, exclude=used)
         if not second.ok:
@@ -301,6 +303,12 @@ class Executor:
 
 _default: Executor | None = None
 _default_lock = threading.Lock()
+
+
+def from_config(cfg) -> Executor:
+    """An executor built from an ExecutorConfig."""
+    return Executor(workers=cfg.workers or None, memory_mb=cfg.memory_mb, max_output_chars=cfg.max_output_chars,
+                    determinism_runs=cfg.determinism_runs)
 
 
 def default_executor() -> Executor:

@@ -1,0 +1,135 @@
+"""Tolerant extraction of answers, code blocks, literals and numbers from what small models really write.
+
+Every function returns a value, or raises ParseError with a short reason; a parse failure is a normal outcome that
+the caller records, never a crash. Nothing here evaluates model text: literals are checked with `ast`, numbers are
+parsed by hand.
+"""
+
+import ast
+import math
+import re
+from fractions import Fraction
+
+from minazr.code_check import check_inputs
+
+ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
+ANSWER_CLOSE = re.compile(r"</answer>", re.IGNORECASE)
+THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
+# ```lang\n body ``` ; the closing fence may be missing at the end of the text
+FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?(?:\s*/\s*\d+)?")
+KEEP_TOP_LEVEL = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
+
+
+class ParseError(ValueError):
+    """The model's text has no usable answer; `str(e)` is a short reason recorded in the metrics."""
+
+
+def answer_text(text: str) -> str:
+    """The content of the last <answer> tag (an unclosed one runs to the end); raises when there is none."""
+    opens = list(ANSWER_OPEN.finditer(text))
+    if not opens:
+        raise ParseError("no <answer> tag")
+    rest = text[opens[-1].end():]
+    close = ANSWER_CLOSE.search(rest)
+    body = (rest[:close.start()] if close else rest).strip()
+    if not body:
+        raise ParseError("empty <answer>")
+    return body
+
+
+def after_thinking(text: str) -> str:
+    """Text after the last </think>, or the whole text: proposals are read from there."""
+    closes = list(THINK_CLOSE.finditer(text))
+    return text[closes[-1].end():] if closes else text
+
+
+def blocks(text: str, lang: str) -> list[str]:
+    """Bodies of fenced blocks labelled `lang` (for "python", unlabelled and "py" blocks count too)."""
+    names = {"python", "py", ""} if lang == "python" else {lang}
+    return [m.group(2).strip("\n") for m in FENCE.finditer(text) if m.group(1).lower() in names]
+
+
+def program(text: str) -> str:
+    """The last python block (or the bare text) that defines a top-level `def f`, cleaned of trailing demo code.
+
+    Small models add `print(f(3))` or an `if __name__ == ...` block after the function; those top-level statements
+    are dropped (assignments are kept only above `def f`). The result is re-emitted by `ast.unparse`, so comments
+    and formatting are normalised.
+    """
+    candidates = blocks(text, "python") or [text]
+    for body in reversed(candidates):
+        try:
+            tree = ast.parse(body)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        kept, seen_f = [], False
+        for stmt in tree.body:
+            if isinstance(stmt, KEEP_TOP_LEVEL) or (not seen_f and isinstance(stmt, (ast.Assign, ast.AnnAssign))):
+                kept.append(stmt)
+            seen_f = seen_f or (isinstance(stmt, ast.FunctionDef) and stmt.name == "f")
+        if seen_f:
+            tree.body = kept
+            return ast.unparse(tree)
+    raise ParseError("no program defining f" if candidates != [text] else "no python code block")
+
+
+def literal(text: str) -> str:
+    """One Python literal (an output), tolerating `f(...) == X`, `Output: X`, code fences and a trailing period."""
+    for cand in _candidates(text):
+        if _is_literal(cand):
+            return cand
+    raise ParseError("answer is not a Python literal")
+
+
+def arguments(text: str) -> str:
+    """An argument list of literals (an input), tolerating `f(1, 2)`, `Input: ...` and code fences."""
+    for cand in _candidates(text):
+        m = re.fullmatch(r"f\s*\((.*)\)", cand, re.DOTALL)
+        cand = m.group(1) if m else cand
+        if check_inputs(cand) is None:
+            return cand
+    raise ParseError("answer is not an argument list of literals")
+
+
+def number(text: str) -> float:
+    """The last number in `text`: commas, $, %, units and fractions like 3/4 are tolerated."""
+    cleaned = text.replace("$", "").replace("\\", " ")
+    found = [m.group(0) for m in NUMBER.finditer(cleaned) if re.search(r"\d", m.group(0))]
+    if not found:
+        raise ParseError("no number in the answer")
+    raw = found[-1].replace(",", "").replace(" ", "")
+    try:
+        value = float(Fraction(raw)) if "/" in raw else float(raw)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise ParseError("unreadable number") from None
+    if not math.isfinite(value):
+        raise ParseError("number is not finite")
+    return value
+
+
+def numbers_equal(a: float, b: float, rel: float = 1e-4, abs_tol: float = 1e-6) -> bool:
+    return math.isclose(a, b, rel_tol=rel, abs_tol=abs_tol)
+
+
+def _candidates(text: str) -> list[str]:
+    """Ever looser readings of an answer: whole text, inside a code block, last line, after ':' / '==' / 'is'."""
+    text = text.strip()
+    out = [text]
+    for lang in ("python", "output", "input"):
+        out += blocks(text, lang)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if lines:
+        out.append(lines[-1])
+    for sep in ("==", ":", "=", " is "):
+        if sep in text:
+            out.append(text.rsplit(sep, 1)[1])
+    return [c.strip().strip("`").strip().rstrip(".").strip() for c in out if c.strip()]
+
+
+def _is_literal(text: str) -> bool:
+    try:
+        ast.literal_eval(text)
+        return True
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return False

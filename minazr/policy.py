@@ -1,0 +1,63 @@
+"""The narrow interface the self-play step generates through, and the samples it returns.
+
+A Policy takes every prompt of one phase in one call (so a real engine batches them) and returns, per request,
+the prompt's token ids and n completions with their token ids and behaviour log-probs, stamped with the version
+of the weights that produced them. The rollout workers implement it with vLLM; tests implement it with scripts.
+"""
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    prompt: str  # fully rendered text (template applied)
+    n: int  # completions wanted
+
+
+@dataclass
+class Completion:
+    text: str
+    token_ids: list[int]
+    logprobs: list[float]  # behaviour log-prob of each sampled token, same length as token_ids
+    finish_reason: str = "stop"  # "stop" or "length"
+
+
+@dataclass
+class Generation:
+    prompt_token_ids: list[int]
+    completions: list[Completion]
+    version: int  # policy version (weights) that produced these completions
+
+
+class Policy(Protocol):
+    def generate(self, requests: list[GenRequest], sampling: Sampling) -> list[Generation]:
+        """One Generation per request, in order, each with request.n completions."""
+        ...
+
+
+@dataclass
+class ScoredSample:
+    """One trainable sample: what the learner needs, plus what the metrics and logs need."""
+
+    task: str  # deduction / abduction / induction / math
+    role: str  # "propose" or "solve"
+    prompt_id: int  # samples of the same prompt share it (GRPO groups)
+    prompt: str
+    completion: str
+    prompt_token_ids: list[int]
+    completion_token_ids: list[int]
+    logprobs: list[float]  # behaviour log-probs from the engine
+    version: int  # policy version that generated it
+    reward: float = 0.0
+    outcome: str = ""  # valid / invalid: reason / correct / wrong / unparseable: reason
+    advantage: float = 0.0
+    token_weight: float = 0.0  # loss weight of each of its tokens (see advantages.token_weights)
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,151 @@
+"""Every prompt minAZR shows the model, in one place, and the two ways of wrapping them.
+
+Instructions follow Absolute Zero's (Zhao et al., 2025, appendix) in shortened form: small models follow short,
+concrete formats better. Two templates:
+- "r1": the raw R1-style text AZR uses for base models; the completion starts inside <think>.
+- "chat": system + user messages rendered by the tokenizer's chat template (instruct models).
+"""
+
+from dataclasses import dataclass
+
+SYSTEM = ("You are a helpful assistant. First think about the reasoning process, then give the answer. Put the "
+          "reasoning in <think> </think> tags and the final answer in <answer> </answer> tags, i.e. "
+          "<think> reasoning here </think> <answer> answer here </answer>.")
+
+R1_TEMPLATE = ("A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
+               "The assistant first thinks about the reasoning process in the mind and then provides the user with "
+               "the answer. The reasoning process and answer are enclosed within <think> </think> and <answer> "
+               "</answer> tags, respectively, i.e., <think> reasoning process here </think> <answer> answer here "
+               "</answer>. User: {instruction}\nAssistant: <think>")
+
+CODE_RULES = """### Code requirements
+- Name the entry function `f` (`def f(...): ...`); helper functions and classes may be defined inside `f` or above it.
+- `f` takes at least one argument and returns a value; it must be deterministic.
+- Do not use randomness, date/time, files, the network, printing or any external state.
+- Allowed imports: math, collections, itertools, functools, operator, string, re, heapq, bisect, copy, fractions,
+  decimal, typing, dataclasses, json, textwrap. It must finish within a few seconds.
+- The input is the argument list of one call to `f`, as Python literals: `'John', {'age': 20}`."""
+
+PROPOSE_PROGRAM = """## Task: create a new Python program `f` and one input for it{purpose}
+
+{rules}
+
+### Format
+```python
+def f(...):
+    ...
+    return ...
+```
+```input
+arg1, arg2
+```
+
+### Reference programs (make yours different from these, and harder)
+{references}"""
+
+PROPOSE_PURPOSE = {
+    "deduction": ". Another model will be shown the program and the input and must predict the output, so the "
+                 "output should take careful multi-step reasoning to work out",
+    "abduction": ". Another model will be shown the program and the output and must find an input that produces "
+                 "it, so working backwards from the output should take careful reasoning",
+}
+
+PROPOSE_INDUCTION = """## Task: write {n} inputs and a message for the program below
+Another model will see half of your inputs with their outputs, plus your message, and must write the program. The
+inputs should be diverse and together reveal what the program does; the message is a short hint.
+
+```python
+{program}
+```
+
+### Format: each input in its own block, the argument list of one call to `f`, then the message
+```input
+arg1, arg2
+```
+```message
+one or two sentences of hint
+```"""
+
+PROPOSE_MATH = """## Task: create a new math word problem and a Python function that computes its answer
+Write a problem with one numeric answer, then a function `def f():` that takes no arguments and returns that
+answer as an int or float. The function is run to obtain the answer; your own answer is never used.
+
+### Format
+```problem
+the word problem
+```
+```python
+def f():
+    ...
+    return answer
+```
+
+### Reference problems (make yours different from these, and harder)
+{references}"""
+
+SOLVE_DEDUCTION = """## Task: predict the output of the program for the given input
+```python
+{program}
+```
+```input
+{inputs}
+```
+Give the exact return value of `f` as a Python literal inside <answer> </answer>, e.g. <answer>[1, 2]</answer>."""
+
+SOLVE_ABDUCTION = """## Task: find an input for which the program returns the given output
+```python
+{program}
+```
+```output
+{output}
+```
+Give the argument list of one call to `f` as Python literals inside <answer> </answer>, e.g. <answer>'abc', 3</answer>."""
+
+SOLVE_INDUCTION = """## Task: write the program `f` that maps these inputs to these outputs
+Message: {message}
+
+{pairs}
+
+Write a Python function named `f` that returns the output for each input, inside <answer> </answer>:
+<answer>
+```python
+def f(...):
+    ...
+```
+</answer>"""
+
+SOLVE_MATH = """## Task: solve the math problem
+{problem}
+
+Give the final numeric answer inside <answer> </answer>, e.g. <answer>42</answer>."""
+
+
+def code_reference(entry_data: dict) -> str:
+    return f"```python\n{entry_data['program']}\n```\n```input\n{entry_data['inputs']}\n```\n" \
+           f"```output\n{entry_data['output']}\n```"
+
+
+def math_reference(entry_data: dict) -> str:
+    return f"```problem\n{entry_data['problem']}\n```\nAnswer: {entry_data['answer']}"
+
+
+def io_pairs(pairs: list[tuple[str, str]]) -> str:
+    return "\n".join(f"Input: f({i})\nOutput: {o}" for i, o in pairs)
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """Wraps an instruction into the text the engine sees: R1 raw text, or the tokenizer's chat template."""
+
+    template: str = "r1"  # "r1" or "chat"
+    tokenizer: object = None  # anything with apply_chat_template (transformers tokenizers), for "chat"
+
+    def __call__(self, instruction: str) -> str:
+        if self.template == "r1":
+            return R1_TEMPLATE.format(instruction=instruction)
+        if self.template == "chat":
+            if self.tokenizer is None or not hasattr(self.tokenizer, "apply_chat_template"):
+                raise ValueError("the chat template needs a tokenizer with apply_chat_template")
+            messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": instruction}]
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        raise ValueError(f"unknown prompt template {self.template!r} (expected 'r1' or 'chat')")

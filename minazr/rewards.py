@@ -1,0 +1,63 @@
+"""Rewards: small pure functions over outcomes, with AZR's scheme and the seed's as presets.
+
+Solver: `correct` / `wrong` (well-formed but wrong) / `unparseable`.
+Proposer: an invalid proposal gets `propose_invalid`; a valid one gets AZR's learnability,
+    r = 1 - mean solve rate over n Monte-Carlo solves, when 0 < rate < 1, else `propose_extreme`,
+or a flat `propose_flat` when set (the seed trusted any proposal that parsed).
+"""
+
+from dataclasses import dataclass, fields
+
+PRESETS = {
+    # AZR paper: extremes (always or never solved) are worth 0.
+    "azr": dict(solve_correct=1.0, solve_wrong=-0.5, solve_unparseable=-1.0, propose_invalid=-1.0,
+                propose_extreme=0.0, propose_flat=None),
+    # AZR's released code: extremes are worth -0.5.
+    "azr_code": dict(solve_correct=1.0, solve_wrong=-0.5, solve_unparseable=-1.0, propose_invalid=-1.0,
+                     propose_extreme=-0.5, propose_flat=None),
+    # The seed project: +10 / -10, and +10 for any valid proposal.
+    "seed": dict(solve_correct=10.0, solve_wrong=-10.0, solve_unparseable=-10.0, propose_invalid=-10.0,
+                 propose_extreme=0.0, propose_flat=10.0),
+}
+
+
+@dataclass(frozen=True)
+class RewardScheme:
+    solve_correct: float
+    solve_wrong: float
+    solve_unparseable: float
+    propose_invalid: float
+    propose_extreme: float
+    propose_flat: float | None
+
+    @classmethod
+    def from_config(cls, cfg) -> "RewardScheme":
+        """The preset's values, each replaced by the config's when that one is set (not None)."""
+        values = dict(PRESETS[cfg.preset])
+        for f in fields(cls):
+            override = getattr(cfg, f.name, None)
+            if override is not None:
+                values[f.name] = override
+        return cls(**values)
+
+
+def solver_reward(outcome: str, scheme: RewardScheme) -> float:
+    return {"correct": scheme.solve_correct, "wrong": scheme.solve_wrong,
+            "unparseable": scheme.solve_unparseable}[outcome]
+
+
+def learnability(solve_rate: float, extreme: float) -> float:
+    """AZR's proposer reward: tasks the solver sometimes (not always, not never) solves are worth most when hard."""
+    if not 0.0 <= solve_rate <= 1.0:
+        raise ValueError(f"solve rate {solve_rate} outside [0, 1]")
+    return 1.0 - solve_rate if 0.0 < solve_rate < 1.0 else extreme
+
+
+def proposer_reward(valid: bool, solve_rate: float | None, scheme: RewardScheme) -> float:
+    if not valid:
+        return scheme.propose_invalid
+    if scheme.propose_flat is not None:
+        return scheme.propose_flat
+    if solve_rate is None:
+        raise ValueError("a valid proposal needs its Monte-Carlo solve rate")
+    return learnability(solve_rate, scheme.propose_extreme)

@@ -1,0 +1,275 @@
+"""One step of Absolute Zero self-play, as a plain function over a Policy, the buffers and the executor.
+
+    result = selfplay_step(policy, buffers, tasks, executor, cfg, scheme, render, rng, step)
+
+Top to bottom, for every task type in the config:
+  1. propose   one generate call: proposer prompts (K references from the buffer, or a program for induction).
+  2. validate  parse each proposal and run it in the sandbox (twice, in separate processes); the executor, never
+               the model, supplies gold answers. Valid proposals enter their buffer (deduplicated).
+  3. solve     one generate call holding both the Monte-Carlo solves of every valid proposal (n_mc each, reward
+               only) and the solver prompts sampled from the buffers (n_solve each, trained on).
+  4. judge     every answer is parsed and checked (in the sandbox when model code or literals are involved).
+  5. rewards   solver: correct / wrong / unparseable; proposer: learnability 1 - solve rate, or invalid.
+  6. advantages over all trainable samples, and per-token loss weights.
+Returns the scored samples (token ids, behaviour log-probs, policy version, reward, advantage) and step metrics.
+A batch where every proposal is invalid, or every answer unparseable, is a normal step.
+"""
+
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from minazr.advantages import ESTIMATORS, token_weights
+from minazr.buffer import Buffers
+from minazr.executor import ExecResult, Executor, Job
+from minazr.parsing import ParseError
+from minazr.policy import GenRequest, Generation, Policy, Sampling, ScoredSample
+from minazr.rewards import RewardScheme, proposer_reward, solver_reward
+from minazr.tasks import Entry, Invalid, Task
+
+
+@dataclass
+class StepResult:
+    samples: list[ScoredSample]  # trainable: proposer samples and solver samples
+    metrics: dict[str, float]
+    new_entries: list[Entry] = field(default_factory=list)
+
+
+@dataclass
+class _Proposal:
+    task: Task
+    context: dict
+    sample: ScoredSample
+    fields: dict | None = None
+    entry: Entry | None = None
+    reason: str | None = None  # why it is invalid
+    solve_rate: float | None = None
+
+
+@dataclass
+class _Solve:
+    task: Task
+    entry: Entry
+    sample: ScoredSample
+    answer: object = None
+    reason: str | None = None  # why it is unparseable
+    correct: bool = False
+
+
+class _Ids:
+    """Hands out prompt ids, so samples of one prompt share one (GRPO groups)."""
+
+    def __init__(self):
+        self.next = 0
+
+    def __call__(self) -> int:
+        self.next += 1
+        return self.next - 1
+
+
+def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], executor: Executor, cfg,
+                  scheme: RewardScheme, render, rng: random.Random, step: int, timeout_s: float = 5.0,
+                  estimator: str = "trr++", weighting: str = "token") -> StepResult:
+    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens)
+    ids, timings = _Ids(), {}
+
+    t0 = time.perf_counter()
+    proposals = propose(policy, buffers, tasks, cfg.propose_per_task, cfg.n_propose, render, rng, sampling, ids)
+    timings["time/propose_generate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    new_entries = validate(proposals, executor, timeout_s, step)
+    added = {id(e) for e in new_entries if buffers[e.task].add(e)}
+    timings["time/validate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    mc, solves = solve(policy, buffers, tasks, proposals, cfg, render, rng, sampling, ids)
+    timings["time/solve_generate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    judge(mc + solves, executor, timeout_s)
+    timings["time/judge"] = time.perf_counter() - t0
+
+    _assign_rewards(proposals, mc, solves, scheme)
+    samples = [p.sample for p in proposals] + [s.sample for s in solves]
+    advantages = ESTIMATORS[estimator]([s.reward for s in samples], [s.prompt_id for s in samples],
+                                       [(s.task, s.role) for s in samples])
+    weights = token_weights([len(s.completion_token_ids) for s in samples], weighting)
+    for s, a, w in zip(samples, advantages, weights):
+        s.advantage, s.token_weight = a, w
+    metrics = step_metrics(proposals, solves, buffers, added) | timings
+    return StepResult(samples, metrics, new_entries)
+
+
+# ---------------------------------------------------------------- phases
+
+
+def propose(policy, buffers, tasks, per_task, n, render, rng, sampling, ids) -> list[_Proposal]:
+    """One generate call for every proposer prompt of every task; parses each completion (no execution yet)."""
+    contexts = [(task, task.propose_context(buffers, rng)) for task in tasks.values() for _ in range(per_task)]
+    prompts = [render(task.propose_prompt(ctx)) for task, ctx in contexts]
+    gens = _generate(policy, [GenRequest(p, n) for p in prompts], sampling)
+    proposals = []
+    for (task, ctx), prompt, gen in zip(contexts, prompts, gens):
+        pid = ids()
+        for c in gen.completions:
+            sample = _sample(task.name, "propose", pid, prompt, gen, c)
+            p = _Proposal(task, ctx, sample)
+            try:
+                p.fields = task.parse_proposal(c.text, ctx)
+            except ParseError as e:
+                p.reason = str(e)
+            proposals.append(p)
+    return proposals
+
+
+def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, step: int) -> list[Entry]:
+    """Run every parsed proposal in the sandbox in one batch; sets entry or reason on each; returns the entries."""
+    todo = [p for p in proposals if p.fields is not None]
+    results = _run_jobs([p.task.validation_jobs(p.fields) for p in todo], executor, timeout_s)
+    for p, res in zip(todo, results):
+        try:
+            p.entry = p.task.make_entry(p.fields, res, step)
+        except Invalid as e:
+            p.reason = str(e)
+    return [p.entry for p in proposals if p.entry is not None]
+
+
+def solve(policy, buffers, tasks, proposals, cfg, render, rng, sampling, ids) -> tuple[list[_Solve], list[_Solve]]:
+    """One generate call: Monte-Carlo solves of the valid proposals, and solver prompts sampled from the buffers."""
+    mc_entries = [(p.task, p.entry) for p in proposals if p.entry is not None]
+    solve_entries = [(task, e) for task in tasks.values()
+                     for e in buffers[task.name].sample(cfg.solve_per_task, rng)]
+    jobs = [(task, e, cfg.n_mc) for task, e in mc_entries] + [(task, e, cfg.n_solve) for task, e in solve_entries]
+    prompts = [render(task.solve_prompt(e)) for task, e, _ in jobs]
+    gens = _generate(policy, [GenRequest(p, n) for p, (_, _, n) in zip(prompts, jobs)], sampling)
+    out: list[list[_Solve]] = [[], []]
+    for i, ((task, entry, _), prompt, gen) in enumerate(zip(jobs, prompts, gens)):
+        pid = ids()
+        for c in gen.completions:
+            s = _Solve(task, entry, _sample(task.name, "solve", pid, prompt, gen, c))
+            try:
+                s.answer = task.parse_answer(c.text, entry)
+            except ParseError as e:
+                s.reason = str(e)
+            out[0 if i < len(mc_entries) else 1].append(s)
+    return out[0], out[1]
+
+
+def judge(solves: list[_Solve], executor: Executor, timeout_s: float) -> None:
+    """Check every parsed answer, all executor work in one batch."""
+    todo = [s for s in solves if s.reason is None]
+    results = _run_jobs([s.task.check_jobs(s.entry, s.answer) for s in todo], executor, timeout_s)
+    for s, res in zip(todo, results):
+        s.correct = s.task.judge(s.entry, s.answer, res)
+
+
+def _assign_rewards(proposals, mc, solves, scheme: RewardScheme) -> None:
+    rates: dict[int, list[bool]] = {}
+    for s in mc:
+        rates.setdefault(id(s.entry), []).append(s.correct)
+    for p in proposals:
+        if p.entry is not None:
+            outcomes = rates.get(id(p.entry), [])
+            p.solve_rate = sum(outcomes) / len(outcomes) if outcomes else 0.0
+        p.sample.reward = proposer_reward(p.entry is not None, p.solve_rate, scheme)
+        p.sample.outcome = "valid" if p.entry is not None else f"invalid: {p.reason}"
+        p.sample.extra["solve_rate"] = p.solve_rate
+    for s in solves:
+        outcome = "unparseable" if s.reason else ("correct" if s.correct else "wrong")
+        s.sample.reward = solver_reward(outcome, scheme)
+        s.sample.outcome = f"unparseable: {s.reason}" if s.reason else outcome
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def step_metrics(proposals: list[_Proposal], solves: list[_Solve], buffers: Buffers, added: set) -> dict:
+    m: dict[str, float] = {}
+    for name in {p.task.name for p in proposals} | {s.task.name for s in solves} | set(buffers):
+        props = [p for p in proposals if p.task.name == name]
+        valid = [p for p in props if p.entry is not None]
+        if props:
+            m[f"propose/valid_rate/{name}"] = len(valid) / len(props)
+            m[f"reward/propose/{name}"] = _mean(p.sample.reward for p in props)
+            m[f"length/propose/{name}"] = _mean(len(p.sample.completion_token_ids) for p in props)
+            for reason, count in Counter(p.reason for p in props if p.entry is None).most_common(3):
+                m[f"propose/reject/{name}/{reason}"] = count
+        if valid:
+            m[f"propose/learnable/{name}"] = _mean(0 < p.solve_rate < 1 for p in valid)
+            m[f"propose/solve_rate/{name}"] = _mean(p.solve_rate for p in valid)
+            m[f"propose/new/{name}"] = sum(id(p.entry) in added for p in valid)
+        sols = [s for s in solves if s.task.name == name]
+        if sols:
+            m[f"solve/accuracy/{name}"] = _mean(s.correct for s in sols)
+            m[f"solve/unparseable/{name}"] = _mean(s.reason is not None for s in sols)
+            m[f"reward/solve/{name}"] = _mean(s.sample.reward for s in sols)
+            m[f"length/solve/{name}"] = _mean(len(s.sample.completion_token_ids) for s in sols)
+        if name in buffers:
+            m[f"buffer/{name}"] = len(buffers[name])
+    return m
+
+
+# ---------------------------------------------------------------- seeding
+
+
+def seed_buffers(buffers: Buffers, tasks: dict[str, Task], executor: Executor, timeout_s: float = 5.0) -> None:
+    """Put each task's seed entries (AZR's identity program, a math seed) into its buffer, validated like any
+    proposal. Raises if a seed fails: that is a bug in the task or the sandbox, not a model outcome."""
+    for task in tasks.values():
+        for fields_, _ctx in task.seed_proposals():
+            (res,) = _run_jobs([task.validation_jobs(fields_)], executor, timeout_s)
+            buffers[task.name].add(task.make_entry(fields_, res, step=0))
+
+
+def fill_buffers(policy, buffers, tasks, executor, cfg, render, rng, target: int, max_rounds: int,
+                 timeout_s: float = 5.0, on_round=None) -> int:
+    """The seeding phase: rounds of propose + validate (no training) until every buffer holds `target` entries or
+    `max_rounds` have run. Returns the number of rounds."""
+    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens)
+    for rounds in range(max_rounds):
+        short = {n: t for n, t in tasks.items() if len(buffers[n]) < target}
+        if not short:
+            return rounds
+        proposals = propose(policy, buffers, short, max(cfg.propose_per_task, 1), cfg.n_propose, render, rng,
+                            sampling, _Ids())
+        for e in validate(proposals, executor, timeout_s, step=0):
+            buffers[e.task].add(e)
+        if on_round:
+            on_round(rounds, buffers.sizes())
+    return max_rounds
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _generate(policy: Policy, requests: list[GenRequest], sampling: Sampling) -> list[Generation]:
+    if not requests:
+        return []
+    gens = policy.generate(requests, sampling)
+    if len(gens) != len(requests) or any(len(g.completions) != r.n for g, r in zip(gens, requests)):
+        raise RuntimeError("policy returned a different number of generations or completions than requested")
+    return gens
+
+
+def _run_jobs(groups: list[list[Job]], executor: Executor, timeout_s: float) -> list[list[ExecResult]]:
+    """Send every job of every group to the executor in one batch; results regrouped in order."""
+    flat = [j for g in groups for j in g]
+    results = executor.map(flat, timeout_s) if flat else []
+    out, i = [], 0
+    for g in groups:
+        out.append(results[i:i + len(g)])
+        i += len(g)
+    return out
+
+
+def _sample(task: str, role: str, prompt_id: int, prompt: str, gen: Generation, c) -> ScoredSample:
+    return ScoredSample(task=task, role=role, prompt_id=prompt_id, prompt=prompt, completion=c.text,
+                        prompt_token_ids=gen.prompt_token_ids, completion_token_ids=c.token_ids,
+                        logprobs=c.logprobs, version=gen.version)
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else 0.0

@@ -1,0 +1,21 @@
+"""Task types, found through one registry: `TASKS["deduction"]` etc. Add a task by registering its class."""
+
+from minazr.tasks.base import Entry, Invalid, Task
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    TASKS[cls.name] = cls
+    return cls
+
+
+def make_task(name: str, **settings) -> Task:
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r} (known: {', '.join(sorted(TASKS))})")
+    return TASKS[name](name=name, settings=settings)
+
+
+from minazr.tasks import code_tasks, math_task  # noqa: E402,F401  (registers the built-in tasks)
+
+__all__ = ["TASKS", "Entry", "Invalid", "Task", "make_task", "register"]

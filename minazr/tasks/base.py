@@ -1,0 +1,127 @@
+"""What every task type provides to the self-play step, and the buffer entry they share.
+
+A task turns buffer entries into proposer prompts, model text into a proposal, a proposal plus executor results
+into a new buffer entry, an entry into a solver prompt, and model text plus executor results into a verdict.
+Executor work is returned as lists of jobs, so the step can send a whole phase to the sandbox pool in one batch.
+"""
+
+import ast
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+from minazr.executor import ExecResult, Job
+
+
+@dataclass
+class Entry:
+    """One validated task in a buffer. `data` is task-specific and JSON-serialisable; `key` deduplicates."""
+
+    task: str
+    data: dict
+    key: str
+    step: int = 0
+
+
+class Invalid(ValueError):
+    """A proposal that parsed but failed validation; `str(e)` is the short reason recorded in the metrics."""
+
+
+@dataclass
+class Task:
+    """Base class; subclasses set `name` and implement the methods below."""
+
+    name: str = ""
+    settings: dict = field(default_factory=dict)  # task options from the config (see SelfPlayConfig)
+
+    # ---- proposer
+    def propose_context(self, buffers, rng: random.Random) -> dict:
+        """What the proposer prompt is conditioned on (references, or the program to write inputs for)."""
+        raise NotImplementedError
+
+    def propose_prompt(self, context: dict) -> str:
+        raise NotImplementedError
+
+    def parse_proposal(self, text: str, context: dict) -> dict:
+        """The proposal's fields; raises ParseError with a reason."""
+        raise NotImplementedError
+
+    def validation_jobs(self, proposal: dict) -> list[Job]:
+        raise NotImplementedError
+
+    def make_entry(self, proposal: dict, results: list[ExecResult], step: int) -> Entry:
+        """A buffer entry whose gold answers come from the executor; raises Invalid with a reason."""
+        raise NotImplementedError
+
+    # ---- solver
+    def solve_prompt(self, entry: Entry) -> str:
+        raise NotImplementedError
+
+    def parse_answer(self, text: str, entry: Entry):
+        """The answer in the model's text; raises ParseError with a reason."""
+        raise NotImplementedError
+
+    def check_jobs(self, entry: Entry, answer) -> list[Job]:
+        raise NotImplementedError
+
+    def judge(self, entry: Entry, answer, results: list[ExecResult]) -> bool:
+        raise NotImplementedError
+
+    # ---- seeding
+    def seed_proposals(self) -> list[tuple[dict, dict]]:
+        """(proposal, context) pairs validated like model proposals to seed an empty buffer."""
+        raise NotImplementedError
+
+
+def normalized_program(code: str) -> str:
+    """A canonical form of a program: AST without docstrings, with bound names renamed in order of appearance."""
+    tree = ast.parse(code)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        name = None
+        if isinstance(node, ast.arg):
+            name = node.arg
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            name = node.id
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name != "f":
+            name = node.name
+        if name and name not in bound:
+            bound[name] = f"v{len(bound)}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and node.arg in bound:
+            node.arg = bound[node.arg]
+        elif isinstance(node, ast.Name) and node.id in bound:
+            node.id = bound[node.id]
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in bound:
+            node.name = bound[node.name]
+    return ast.dump(tree, annotate_fields=False)
+
+
+def normalized_literals(args: str) -> str:
+    """A canonical form of an argument list of literals."""
+    call = ast.parse(f"f({args})", mode="eval").body
+    return repr([ast.literal_eval(a) for a in call.args]) + repr(
+        sorted((k.arg, repr(ast.literal_eval(k.value))) for k in call.keywords))
+
+
+def digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()[:24]
+
+
+def short_reason(error: str | None) -> str:
+    """Collapse an executor error into a category for the metrics: 'timeout', 'NameError', 'banned module'..."""
+    if not error:
+        return "unknown"
+    text = error.removeprefix("rejected: ")
+    for marker in (" (", " '", ":"):
+        text = text.split(marker, 1)[0]
+    return text.strip() or "unknown"

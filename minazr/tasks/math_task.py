@@ -1,0 +1,75 @@
+"""The seed project's math task, made verifiable.
+
+The proposer writes a word problem and a `def f():` that computes its answer; the executor runs f (twice, in
+separate processes) and its numeric return value is the gold answer. Whatever answer the proposer claims itself is
+ignored. The solver answers <answer>number</answer>, compared numerically with a tolerance.
+"""
+
+import ast
+import math
+import random
+import re
+
+from minazr import parsing, prompts
+from minazr.executor import ExecResult, Job, Run
+from minazr.parsing import ParseError
+from minazr.tasks import register
+from minazr.tasks.base import Entry, Invalid, Task, digest, short_reason
+
+MAX_PROBLEM_CHARS = 2000
+
+
+@register
+class MathTask(Task):
+    name = "math"
+
+    def propose_context(self, buffers, rng: random.Random) -> dict:
+        refs = buffers[self.name].sample(self.settings.get("k_references", 6), rng)
+        return {"references": [e.data for e in refs]}
+
+    def propose_prompt(self, context: dict) -> str:
+        refs = "\n\n".join(prompts.math_reference(d) for d in context["references"]) or "(none yet)"
+        return prompts.PROPOSE_MATH.format(references=refs)
+
+    def parse_proposal(self, text: str, context: dict) -> dict:
+        text = parsing.after_thinking(text)
+        problems = parsing.blocks(text, "problem")
+        if not problems or not problems[-1].strip():
+            raise ParseError("no problem block")
+        problem = problems[-1].strip()
+        if len(problem) > MAX_PROBLEM_CHARS:
+            raise ParseError("problem too long")
+        return {"problem": problem, "program": parsing.program(text)}
+
+    def validation_jobs(self, proposal: dict) -> list[Job]:
+        return [Run(proposal["program"], "")]
+
+    def make_entry(self, proposal: dict, results: list[ExecResult], step: int) -> Entry:
+        (res,) = results
+        if not res.ok:
+            raise Invalid(short_reason(res.error))
+        try:
+            value = ast.literal_eval(res.output)
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+            raise Invalid("answer is not a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or abs(value) > 1e15:
+            raise Invalid("answer is not a number")
+        key = digest(re.sub(r"\s+", " ", proposal["problem"].lower()).strip())
+        return Entry(self.name, {**proposal, "answer": res.output}, key, step)
+
+    def solve_prompt(self, entry: Entry) -> str:
+        return prompts.SOLVE_MATH.format(problem=entry.data["problem"])
+
+    def parse_answer(self, text: str, entry: Entry) -> float:
+        return parsing.number(parsing.answer_text(text))
+
+    def check_jobs(self, entry: Entry, answer: float) -> list[Job]:
+        return []  # a number against a number: no model code to run
+
+    def judge(self, entry: Entry, answer: float, results: list[ExecResult]) -> bool:
+        return parsing.numbers_equal(answer, float(ast.literal_eval(entry.data["answer"])))
+
+    def seed_proposals(self) -> list[tuple[dict, dict]]:
+        problem = "Tom has 3 apples and buys 4 more. How many apples does he have now?"
+        return [({"problem": problem, "program": "def f():\n    return 3 + 4"}, {})]

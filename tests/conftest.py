@@ -1,0 +1,35 @@
+"""Shared test helpers: a scripted Policy (no model) and a small executor."""
+
+import pytest
+
+from minazr.executor import Executor
+from minazr.policy import Completion, Generation
+
+
+class ScriptedPolicy:
+    """A Policy whose completions come from `script(prompt, n) -> list[str]`.
+
+    Token ids are the UTF-8 bytes of the text and every behaviour log-prob is -1.0, so lengths are predictable.
+    Records every call, so tests can check that one phase is one call.
+    """
+
+    def __init__(self, script, version: int = 0):
+        self.script = script
+        self.version = version
+        self.calls: list[list] = []
+
+    def generate(self, requests, sampling):
+        self.calls.append(list(requests))
+        out = []
+        for r in requests:
+            texts = self.script(r.prompt, r.n)
+            assert len(texts) == r.n, (r.prompt[:80], len(texts), r.n)
+            comps = [Completion(t, list(t.encode()), [-1.0] * len(t.encode())) for t in texts]
+            out.append(Generation(list(r.prompt.encode()[:16]), comps, self.version))
+        return out
+
+
+@pytest.fixture(scope="session")
+def executor():
+    with Executor(workers=2) as ex:
+        yield ex

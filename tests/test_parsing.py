@@ -1,0 +1,67 @@
+"""Tolerant parsing of what small models write; every failure has a reason."""
+
+import pytest
+
+from minazr import parsing
+from minazr.parsing import ParseError
+
+
+def test_answer_tags():
+    assert parsing.answer_text("<think>hm</think> <answer> 42 </answer>") == "42"
+    assert parsing.answer_text("<answer>1</answer> then <ANSWER>2</ANSWER>") == "2"  # the last one
+    assert parsing.answer_text("reasoning... <answer>[1, 2]") == "[1, 2]"  # missing closing tag
+    for text, reason in (("no tags at all", "no <answer> tag"), ("<answer> </answer>", "empty <answer>")):
+        with pytest.raises(ParseError, match=reason):
+            parsing.answer_text(text)
+
+
+def test_program_picks_the_block_with_f_and_drops_demo_code():
+    text = ("Here is a helper:\n```python\ndef g(x):\n    return x\n```\nAnd the program:\n"
+            "```python\nimport math  # needed\nK = 2\ndef f(x):\n    return math.floor(x) * K\n\nprint(f(3.5))\n"
+            "if __name__ == '__main__':\n    f(1)\n```\nDone.")
+    assert parsing.program(text) == "import math\nK = 2\n\ndef f(x):\n    return math.floor(x) * K"
+
+
+def test_program_tolerates_missing_fence_and_bare_code():
+    assert "def f(a)" in parsing.program("```python\ndef f(a):\n    return a + 1\n")
+    assert "def f(a)" in parsing.program("def f(a):\n    return a")
+    with pytest.raises(ParseError, match="no program defining f"):
+        parsing.program("```python\ndef g(): pass\n```")
+    with pytest.raises(ParseError, match="no python code block"):
+        parsing.program("just words")
+
+
+@pytest.mark.parametrize("text,want", [
+    ("12", "12"), ("'abc'", "'abc'"), ("[1, 2, 3].", "[1, 2, 3]"), ("f('x') == 'xx'", "'xx'"),
+    ("The output is:\n```python\n{'a': 1}\n```", "{'a': 1}"), ("Output: (1, 'b')", "(1, 'b')"),
+    ("`True`", "True"), ("The answer is 7", "7"),
+])
+def test_literal(text, want):
+    assert parsing.literal(text) == want
+
+
+def test_literal_rejects_code():
+    with pytest.raises(ParseError, match="not a Python literal"):
+        parsing.literal("__import__('os').system('x')")
+
+
+@pytest.mark.parametrize("text,want", [
+    ("'abc', 3", "'abc', 3"), ("f([1, 2])", "[1, 2]"), ("Input: 5", "5"), ("```input\n'a', {'k': 1}\n```",
+                                                                           "'a', {'k': 1}"),
+])
+def test_arguments(text, want):
+    assert parsing.arguments(text) == want
+
+
+@pytest.mark.parametrize("text,want", [
+    ("42", 42.0), ("The answer is 1,234 apples", 1234.0), ("$5.50", 5.5), ("3/4", 0.75), ("-2", -2.0),
+    ("x = 10, so y = 20", 20.0), ("1e3", 1000.0), ("\\boxed{18}", 18.0),
+])
+def test_number(text, want):
+    assert parsing.number(text) == pytest.approx(want)
+
+
+def test_number_failures():
+    with pytest.raises(ParseError, match="no number"):
+        parsing.number("none")
+    assert parsing.numbers_equal(0.1 + 0.2, 0.3) and not parsing.numbers_equal(7.0, 7.01)

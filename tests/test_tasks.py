@@ -1,0 +1,45 @@
+"""Task registry, prompts and templates."""
+
+import pytest
+
+from minazr.prompts import SYSTEM, Renderer
+from minazr.tasks import TASKS, make_task
+
+
+def test_registry_has_the_four_tasks():
+    assert set(TASKS) == {"deduction", "abduction", "induction", "math"}
+    with pytest.raises(KeyError, match="unknown task"):
+        make_task("poetry")
+
+
+class FakeTokenizer:
+    def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+        assert not tokenize and add_generation_prompt
+        return "".join(f"<|{m['role']}|>{m['content']}" for m in messages) + "<|assistant|>"
+
+
+def test_templates():
+    assert Renderer("r1")("Do X").endswith("User: Do X\nAssistant: <think>")
+    assert Renderer("chat", FakeTokenizer())("Do X") == f"<|system|>{SYSTEM}<|user|>Do X<|assistant|>"
+    with pytest.raises(ValueError, match="needs a tokenizer"):
+        Renderer("chat")("Do X")
+
+
+def test_proposer_prompts_show_references(executor):
+    from minazr.buffer import Buffers
+    from minazr.selfplay import seed_buffers
+    import random
+
+    tasks = {n: make_task(n, k_references=3) for n in TASKS}
+    buffers = Buffers.empty(tasks, cap=10)
+    seed_buffers(buffers, tasks, executor)
+    rng = random.Random(0)
+    ded = tasks["deduction"]
+    prompt = ded.propose_prompt(ded.propose_context(buffers, rng))
+    assert "def f(a):\n    return a" in prompt and "'Hello World'" in prompt and "predict the output" in prompt
+    ind = tasks["induction"]
+    assert "write 6 inputs" in ind.propose_prompt(ind.propose_context(buffers, rng))
+    m = tasks["math"]
+    assert "Answer: 7" in m.propose_prompt(m.propose_context(buffers, rng))
+    entry = buffers["abduction"].entries()[0]
+    assert "```output\n'Hello World'\n```" in tasks["abduction"].solve_prompt(entry)
