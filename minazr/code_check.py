@@ -21,14 +21,24 @@ BANNED_NAMES = frozenset(
     "open exec eval compile __import__ globals locals vars input breakpoint memoryview help exit quit".split()
 )
 ATTR_FUNCS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
-SAFE_DUNDER_ATTRS = frozenset({"__init__"})  # super().__init__(...) in classes defined inside f
-# Non-dunder attributes that lead to frames, code objects or module globals.
+# Dunders that give nothing a program could not get otherwise: method calls such as super().__init__(),
+# self.__class__ (what type(self) returns), names and docs, class-level __slots__.
+SAFE_DUNDERS = frozenset(
+    "__init__ __class__ __name__ __qualname__ __doc__ __slots__ __len__ __eq__ __ne__ __lt__ __le__ __gt__ __ge__ "
+    "__hash__ __repr__ __str__ __iter__ __next__ __getitem__ __setitem__ __contains__ __add__ __sub__ __mul__ "
+    "__call__ __enter__ __exit__ __bool__ __post_init__".split()
+)
+# Attributes (and from-import names) that lead to frames, code objects, module globals, or modules that allowed
+# modules keep as attributes (collections._sys, dataclasses.sys, enum.bltns), and attribute-walking helpers.
 BANNED_ATTRS = frozenset(
-    "gi_frame gi_code f_back f_globals f_locals f_builtins f_code tb_frame tb_next cr_frame cr_code ag_frame "
-    "ag_code co_code func_globals func_code mro".split()
-) | BANNED_MODULES | {"_" + m for m in BANNED_MODULES}
+    "gi_frame gi_code gi_yieldfrom f_back f_globals f_locals f_builtins f_code tb_frame tb_next cr_frame cr_code "
+    "ag_frame ag_code co_code func_globals func_code mro sys _sys os _os builtins _builtins bltns _thread _imp "
+    "_io _signal _posixsubprocess _socket _ctypes _weakref posix _posix modules subprocess socket ctypes importlib "
+    "marshal _getframe attrgetter methodcaller Formatter get_field".split()
+)
 TOP_LEVEL_OK = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
-DUNDER_IN_STRING = re.compile(r"__\w+__")
+DUNDER_IN_STRING = re.compile(r"__[A-Za-z]\w*__")
+ATTR_IN_STRING = re.compile(r"\.(" + "|".join(sorted(a for a in BANNED_ATTRS if not a.startswith("_"))) + r")\b")
 
 
 def _is_dunder(name: str) -> bool:
@@ -39,6 +49,8 @@ def _check_module(name: str | None, level: int) -> str | None:
     if level:
         return "relative imports are not allowed"
     root = (name or "").partition(".")[0]
+    if root == "__future__":
+        return None
     if root in BANNED_MODULES:
         return f"import of banned module {root!r}"
     if root.startswith("_"):
@@ -50,25 +62,37 @@ def _check_node(node: ast.AST) -> str | None:
     if isinstance(node, ast.Import):
         return next((r for a in node.names if (r := _check_module(a.name, 0))), None)
     if isinstance(node, ast.ImportFrom):
-        return _check_module(node.module, node.level)
+        reason = _check_module(node.module, node.level)
+        bad = next((a.name for a in node.names if a.name in BANNED_ATTRS or a.name.startswith("_")), None)
+        return reason or (f"import of banned name {bad!r}" if bad else None)
     if isinstance(node, ast.Name):
         if node.id in BANNED_NAMES:
             return f"use of banned name {node.id!r}"
-        if _is_dunder(node.id):
+        if _is_dunder(node.id) and node.id not in SAFE_DUNDERS:
             return f"use of dunder name {node.id!r}"
     if isinstance(node, ast.Attribute):
-        if _is_dunder(node.attr) and node.attr not in SAFE_DUNDER_ATTRS:
-            return f"access to dunder attribute {node.attr!r}"
-        if node.attr in BANNED_ATTRS:
-            return f"access to banned attribute {node.attr!r}"
+        return _check_attr(node.attr)
+    if isinstance(node, ast.MatchClass):  # case object(gi_frame=fr) reads attributes too
+        return next((r for r in map(_check_attr, node.kwd_attrs) if r), None)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ATTR_FUNCS:
         name = node.args[1] if len(node.args) > 1 else None
         if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
             return f"{node.func.id} with a computed attribute name"
         if _is_dunder(name.value) or name.value in BANNED_ATTRS:
             return f"{node.func.id} of {name.value!r}"
-    if isinstance(node, ast.Constant) and isinstance(node.value, str) and DUNDER_IN_STRING.search(node.value):
-        return "string containing a dunder name"
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        if DUNDER_IN_STRING.search(node.value):
+            return "string containing a dunder name"
+        if ATTR_IN_STRING.search(node.value):  # '{0.gi_frame.f_back}'.format(g)
+            return "string naming a banned attribute"
+    return None
+
+
+def _check_attr(attr: str) -> str | None:
+    if _is_dunder(attr) and attr not in SAFE_DUNDERS:
+        return f"access to dunder attribute {attr!r}"
+    if attr in BANNED_ATTRS:
+        return f"access to banned attribute {attr!r}"
     return None
 
 

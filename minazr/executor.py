@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from minazr import code_check
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 SERVER_SCRIPT = Path(__file__).with_name("sandbox_server.py")
 MARGIN_S = 2.0  # allowed on top of a program's timeout for fork, IPC and a possible server restart
 START_TIMEOUT_S = 20.0
+MAX_TIMEOUT_S = 600.0
+INFRA_PREFIX = "sandbox failure:"  # errors that are the sandbox's fault, not the program's
 HEADER = struct.Struct("<I")  # length prefix of each JSON message, as in sandbox_server.py
 
 
@@ -45,6 +47,7 @@ class ExecResult:
     output: str | None = None  # repr of f(*args) for runs
     error: str | None = None  # short reason when not ok
     match: bool | None = None  # for check / equal requests: did the values agree
+    canonical: str | None = field(default=None, compare=False, repr=False)  # hash-seed-independent form of output
 
 
 @dataclass(frozen=True)
@@ -97,19 +100,22 @@ class _Server:
             cmd = _namespace_prefix() + cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=env, start_new_session=True, close_fds=True)
-        hello = self._read(START_TIMEOUT_S)
-        if not hello.get("ready"):
-            raise SandboxError(f"sandbox server did not start: {hello}")
+        try:
+            hello = self._read(START_TIMEOUT_S)
+            if not hello.get("ready"):
+                raise SandboxError(f"sandbox server did not start: {hello}")
+        except BaseException:
+            self.close()
+            raise
         self.info = hello
 
     def call(self, req: dict, timeout_s: float) -> dict:
-        body = _encode(req)
         try:
-            self.proc.stdin.write(body)
+            self.proc.stdin.write(_encode(req))
             self.proc.stdin.flush()
-        except (BrokenPipeError, OSError) as e:
+        except (OSError, ValueError) as e:  # broken pipe, or a closed file after a failed restart
             raise SandboxError(f"sandbox server gone: {e}") from None
-        return self._read(timeout_s)
+        return _checked(self._read(timeout_s))
 
     def _read(self, timeout_s: float) -> dict:
         fd = self.proc.stdout.fileno()
@@ -122,11 +128,21 @@ class _Server:
                 raise SandboxError("sandbox server did not answer in time")
             chunk = os.read(fd, need - len(buf))
             if not chunk:
-                raise SandboxError(f"sandbox server exited (code {self.proc.poll()})")
+                try:
+                    code = self.proc.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    code = "unknown"
+                raise SandboxError(f"sandbox server exited (code {code})")
             buf += chunk
             if need == HEADER.size and len(buf) == HEADER.size:
                 need += HEADER.unpack(buf)[0]
-        return json.loads(bytes(buf[HEADER.size:]))
+        try:
+            return json.loads(bytes(buf[HEADER.size:]))
+        except ValueError:
+            raise SandboxError("sandbox server sent a malformed message") from None
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def close(self) -> None:
         try:
@@ -140,6 +156,16 @@ class _Server:
             except OSError:
                 pass
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _checked(res) -> dict:
+    """The server's answer, with every field of the type the caller relies on (a program may forge its result)."""
+    ok = isinstance(res, dict) and isinstance(res.get("ok"), bool) \
+        and all(isinstance(res.get(k), t) or res.get(k) is None
+                for k, t in (("output", str), ("error", str), ("match", bool), ("canonical", str)))
+    if not ok:
+        return {"ok": False, "output": None, "error": "malformed result from the sandbox", "match": None}
+    return res
 
 
 def _encode(obj: dict) -> bytes:
@@ -186,11 +212,17 @@ class Executor:
         self.isolate = isolate
         self._seeds: set[int] = set()
         self._free: list[_Server] = []
+        self._size = self.workers  # servers alive or being restarted
         self._lock = threading.Condition()
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sandbox")
+        self._helpers = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sandbox-io")
         self._closed = False
-        for _ in range(self.workers):
-            self._free.append(self._new_server())
+        try:
+            for _ in range(self.workers):
+                self._free.append(self._new_server())
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------ public API
 
@@ -209,16 +241,19 @@ class Executor:
 
     def submit(self, job: Job, timeout_s: float = 5.0) -> ExecResult:
         try:
-            return self._do(job, float(timeout_s))
+            return self._do(job, float(timeout_s) if isinstance(timeout_s, (int, float)) else timeout_s)
+        except SandboxError as e:
+            return ExecResult(False, error=f"{INFRA_PREFIX} {e}")
         except Exception as e:  # the executor never raises for model input; a bug here is logged loudly
             log.exception("sandbox: internal error")
-            return ExecResult(False, error=f"sandbox internal error: {type(e).__name__}: {e}")
+            return ExecResult(False, error=f"{INFRA_PREFIX} internal error: {type(e).__name__}: {e}")
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             servers, self._free = self._free, []
         self._pool.shutdown(wait=False)
+        self._helpers.shutdown(wait=False)
         for s in servers:
             s.close()
 
@@ -231,12 +266,12 @@ class Executor:
     # ------------------------------------------------------------ internals
 
     def _do(self, job: Job, timeout_s: float) -> ExecResult:
+        if not (isinstance(timeout_s, float) and 0 < timeout_s <= MAX_TIMEOUT_S):
+            return ExecResult(False, error=f"invalid timeout {timeout_s!r} (0 < timeout_s <= {MAX_TIMEOUT_S:g})")
         if isinstance(job, Equal):
-            bad = next((x for x in (job.a, job.b) if not isinstance(x, str) or len(x) > code_check.MAX_CODE_CHARS),
-                       None)
-            if bad is not None:
+            if not all(isinstance(x, str) and len(x) <= code_check.MAX_CODE_CHARS for x in (job.a, job.b)):
                 return ExecResult(False, error="answer is not a string of acceptable length")
-            return self._call({"mode": "equal", "a": job.a, "b": job.b}, timeout_s)[0]
+            return self._call([{"mode": "equal", "a": job.a, "b": job.b}], timeout_s)[0]
         reason = code_check.check_program(job.code) if self.static_check else None
         reason = reason or code_check.check_inputs(job.inputs)
         if reason:
@@ -244,53 +279,73 @@ class Executor:
         if isinstance(job, Check):
             if code_check.check_inputs(job.expected):
                 return ExecResult(False, error="rejected: expected value is not a Python literal")
-            return self._call({"mode": "check", "code": job.code, "inputs": job.inputs, "expected": job.expected},
-                              timeout_s)[0]
+            req = {"mode": "check", "code": job.code, "inputs": job.inputs, "expected": job.expected}
+            return self._call([req], timeout_s)[0]
         req = {"mode": "run", "code": job.code, "inputs": job.inputs}
-        first, used = self._call(req, timeout_s)
-        if not first.ok or (job.runs or self.determinism_runs) < 2:
-            return first
-        second, _ = self._call(req, timeout_s, exclude=used)
-        if not second.ok:
-            return ExecResult(False, error=f"non-deterministic: second run failed ({second.error})")
-        if second.output != first.output:
-            same = self._call({"mode": "equal", "a": first.output, "b": second.output}, timeout_s)[0]
-            if not same.match:
+        runs = min(job.runs or self.determinism_runs, 2)
+        results = self._call([req] * runs, timeout_s)  # concurrently, in different servers
+        infra = next((r for r in results if r.error and r.error.startswith(INFRA_PREFIX)), None)
+        if infra or not results[0].ok:
+            return infra or results[0]
+        if runs > 1:
+            if not results[1].ok:
+                return ExecResult(False, error=f"non-deterministic: second run failed ({results[1].error})")
+            if results[0].canonical != results[1].canonical:
                 return ExecResult(False, error="non-deterministic: two runs returned different values")
-        return first
+        return results[0]
 
-    def _call(self, req: dict, timeout_s: float, exclude: _Server | None = None) -> tuple[ExecResult, _Server]:
-        req = {**req, "timeout_s": timeout_s, "memory_mb": self.memory_mb, "max_output_chars": self.max_output_chars}
-        server = self._acquire(exclude)
+    def _call(self, reqs: list[dict], timeout_s: float) -> list[ExecResult]:
+        """Send each request to its own server at the same time; results in order."""
+        limits = {"timeout_s": timeout_s, "memory_mb": self.memory_mb, "max_output_chars": self.max_output_chars}
+        servers = self._acquire(len(reqs))
+        try:
+            if len(reqs) == 1:
+                return [self._call_one(servers[0], {**reqs[0], **limits}, timeout_s)]
+            futures = [self._helpers.submit(self._call_one, srv, {**req, **limits}, timeout_s)
+                       for srv, req in zip(servers, reqs)]
+            return [f.result() for f in futures]
+        finally:
+            self._release(servers)
+
+    def _call_one(self, server: _Server, req: dict, timeout_s: float) -> ExecResult:
         try:
             res = server.call(req, timeout_s + MARGIN_S)
-            result = ExecResult(bool(res["ok"]), res.get("output"), res.get("error"), res.get("match"))
         except SandboxError as e:
             log.warning("sandbox: %s; restarting that server", e)
-            server.close()
-            server = self._new_server()
-            result = ExecResult(False, error=f"sandbox failure: {e}")
-        finally:
-            self._release(server)
-        return result, server
+            return ExecResult(False, error=f"{INFRA_PREFIX} {e}")
+        return ExecResult(res["ok"], res.get("output"), res.get("error"), res.get("match"), res.get("canonical"))
 
-    def _acquire(self, exclude: _Server | None) -> _Server:
+    def _acquire(self, n: int) -> list[_Server]:
         with self._lock:
             while True:
                 if self._closed:
                     raise RuntimeError("executor is closed")
-                for s in self._free:
-                    if s is not exclude:
-                        self._free.remove(s)
-                        return s
+                if self._size < n:
+                    raise SandboxError(f"only {self._size} sandbox servers left (need {n}); see the log")
+                if len(self._free) >= n:
+                    taken, self._free = self._free[:n], self._free[n:]
+                    return taken
                 self._lock.wait()
 
-    def _release(self, server: _Server) -> None:
+    def _release(self, servers: list[_Server]) -> None:
+        healthy = []
+        for server in servers:
+            if server.alive():
+                healthy.append(server)
+                continue
+            server.close()
+            try:
+                healthy.append(self._new_server())
+            except (SandboxError, OSError) as e:
+                log.error("sandbox: could not restart a server (%s); the pool shrinks by one", e)
+                with self._lock:
+                    self._size -= 1
         with self._lock:
             if self._closed:
-                server.close()
+                for server in healthy:
+                    server.close()
                 return
-            self._free.append(server)
+            self._free.extend(healthy)
             self._lock.notify_all()
 
     def _new_server(self) -> _Server:

@@ -32,11 +32,14 @@ import sys
 import time
 
 PRELOADED = (
-    "math cmath collections collections.abc itertools functools operator string re heapq bisect copy statistics "
-    "fractions decimal numbers typing dataclasses enum json textwrap unicodedata array abc keyword difflib pprint "
-    "struct base64 binascii zlib contextlib types reprlib graphlib"
+    "__future__ math cmath collections collections.abc itertools functools operator string re heapq bisect copy "
+    "statistics fractions decimal numbers typing dataclasses enum json textwrap unicodedata array abc keyword "
+    "difflib pprint struct base64 binascii zlib contextlib types reprlib graphlib codecs"
 ).split()
-for _name in PRELOADED:
+# Codecs are imported lazily on first use; load the common ones now (nothing can be imported after confinement).
+CODECS = ("utf_8 utf_8_sig utf_16 utf_16_le utf_16_be utf_32 utf_32_le utf_32_be ascii latin_1 cp1252 cp437 "
+          "idna punycode rot_13 unicode_escape raw_unicode_escape hex_codec base64_codec").split()
+for _name in PRELOADED + [f"encodings.{c}" for c in CODECS]:
     __import__(_name)
 
 # Modules the program may never import, even when preloaded (checked by the sandbox's own __import__).
@@ -99,14 +102,26 @@ class _NullWriter:
         pass
 
 
-def _audit_hook(event, args):
-    if event not in ALLOWED_EVENTS:
-        raise PermissionError(f"sandbox: {event} is not allowed")
+def _make_audit_hook():
+    """The hook closes over its own copies, so a program that reaches this module's globals cannot loosen it."""
+    allowed = ALLOWED_EVENTS
+    frozen_attrs = frozenset({"__code__", "__defaults__", "__kwdefaults__", "__globals__", "__closure__",
+                              "__builtins__", "__dict__"})
+    error = PermissionError
+    module_type = type(sys)
+
+    def hook(event, args):
+        if event not in allowed:
+            raise error(f"sandbox: {event} is not allowed")
+        if event == "object.__setattr__" and (args[1] in frozen_attrs or type(args[0]) is module_type):
+            raise error(f"sandbox: setting {args[1]} is not allowed")
+
+    return hook
 
 
 def _sandbox_import(name, globals=None, locals=None, fromlist=(), level=0):
     root = name.partition(".")[0]
-    if level or root in BANNED_MODULES or root.startswith("_"):
+    if level or root in BANNED_MODULES or (root.startswith("_") and root != "__future__"):
         raise ImportError(f"sandbox: import of {name!r} is not allowed")
     if name not in sys.modules:
         raise ImportError(f"sandbox: module {name!r} is not available (preloaded: {', '.join(PRELOADED)})")
@@ -131,6 +146,12 @@ def _confine(req, workdir, drop_uid):
         os.dup2(devnull, fd)
     os.closerange(RESULT_FD + 1, 1 << 16)
     os.chdir(workdir)
+    try:
+        os.chroot(".")  # the empty, read-only workdir becomes "/": no file on the host is reachable by path
+    except OSError:
+        pass  # not root and no user namespace: the audit hook still refuses every open (see README)
+    os.chdir("/")
+    os.nice(10)  # programs yield the CPU to the trainer
     os.environ.clear()
     cpu = int(req["timeout_s"]) + 1
     mem = int(req["memory_mb"]) * 1024 * 1024
@@ -144,7 +165,7 @@ def _confine(req, workdir, drop_uid):
         os.setuid(NOBODY)
     sys.stdout = sys.stderr = _NullWriter()
     sys.stdin = None
-    sys.addaudithook(_audit_hook)
+    sys.addaudithook(_make_audit_hook())
 
 
 def _parse_args(inputs):
@@ -167,12 +188,63 @@ def _load_f(code):
     return f
 
 
-def _values_equal(a, b):
-    """Value equality of two Python literals given as source text; falls back to text equality."""
+PLAIN = (int, float, complex, str, bytes, bool, type(None))
+CONTAINERS = {"frozenset": frozenset, "set": set, "tuple": tuple, "list": list, "dict": dict}
+
+
+def _read_value(text):
+    """A value from its repr: a Python literal, or frozenset(...)/set() of one (reprs that literal_eval refuses)."""
     try:
-        return ast.literal_eval(a) == ast.literal_eval(b)
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        node = ast.parse(text.strip(), mode="eval").body
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CONTAINERS \
+                and not node.keywords and len(node.args) <= 1:
+            return CONTAINERS[node.func.id](*(ast.literal_eval(a) for a in node.args))
+        raise
+
+
+def _values_equal(a, b):
+    """Value equality of two values given as source text; falls back to text equality when unreadable."""
+    try:
+        return _read_value(a) == _read_value(b)
     except Exception:
         return a.strip() == b.strip()
+
+
+def _plain(value):
+    """True when value is built only from exact builtin literal types, so == cannot be overridden by a program."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t in PLAIN:
+            continue
+        if t in (list, tuple, set, frozenset):
+            stack.extend(v)
+        elif t is dict:
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        else:
+            return False
+    return True
+
+
+def _canonical(value, path=frozenset()):
+    """A text form equal for equal values whatever the hash seed: set elements and dict items sorted.
+    `path` holds the containers being printed, so a self-referential value prints `...` as repr does."""
+    if id(value) in path:
+        return "..."
+    inner = path | {id(value)}
+    t = type(value)
+    if isinstance(value, (set, frozenset)):
+        return f"{t.__name__}{{{', '.join(sorted(_canonical(v, inner) for v in value))}}}"
+    if isinstance(value, dict):
+        items = sorted(f"{_canonical(k, inner)}: {_canonical(v, inner)}" for k, v in value.items())
+        return f"{t.__name__}{{{', '.join(items)}}}"
+    if isinstance(value, (list, tuple)):
+        return f"{t.__name__}[{', '.join(_canonical(v, inner) for v in value)}]"
+    return repr(value)
 
 
 def _evaluate(req):
@@ -183,13 +255,17 @@ def _evaluate(req):
     args, kwargs = _parse_args(req["inputs"])
     value = f(*args, **kwargs)
     if mode == "check":
-        expected = ast.literal_eval(req["expected"])
-        return {"ok": True, "output": None, "error": None, "match": bool(value == expected)}
+        # A program's own __eq__ must not decide: compare only values made of builtin literal types.
+        expected = _read_value(req["expected"])
+        return {"ok": True, "output": None, "error": None, "match": _plain(value) and value == expected}
     out = repr(value)
     if len(out) > req["max_output_chars"]:
         return {"ok": False, "output": None, "error": f"output too large ({len(out)} > {req['max_output_chars']} chars)",
                 "match": None}
-    return {"ok": True, "output": out, "error": None, "match": None}
+    canon = _canonical(value)
+    if len(canon) > 4 * req["max_output_chars"]:
+        canon = out
+    return {"ok": True, "output": out, "error": None, "match": None, "canonical": canon}
 
 
 def child_main(req, workdir, drop_uid):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from minazr.advantages import ESTIMATORS, token_weights
 from minazr.buffer import Buffers
-from minazr.executor import ExecResult, Executor, Job
+from minazr.executor import INFRA_PREFIX, ExecResult, Executor, Job
 from minazr.parsing import ParseError
 from minazr.policy import GenRequest, Generation, Policy, Sampling, ScoredSample
 from minazr.rewards import RewardScheme, proposer_reward, solver_reward
@@ -45,6 +45,7 @@ class _Proposal:
     entry: Entry | None = None
     reason: str | None = None  # why it is invalid
     solve_rate: float | None = None
+    infra: bool = False  # the sandbox failed, not the model: not trained on
 
 
 @dataclass
@@ -55,6 +56,7 @@ class _Solve:
     answer: object = None
     reason: str | None = None  # why it is unparseable
     correct: bool = False
+    infra: bool = False  # the sandbox failed, not the model: not trained on
 
 
 class _Ids:
@@ -91,14 +93,15 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
     judge(mc + solves, executor, timeout_s)
     timings["time/judge"] = time.perf_counter() - t0
 
-    _assign_rewards(proposals, mc, solves, scheme)
-    samples = [p.sample for p in proposals] + [s.sample for s in solves]
+    _assign_rewards(proposals, [s for s in mc if not s.infra], solves, scheme)
+    samples = [p.sample for p in proposals if not p.infra] + [s.sample for s in solves if not s.infra]
     advantages = ESTIMATORS[estimator]([s.reward for s in samples], [s.prompt_id for s in samples],
                                        [(s.task, s.role) for s in samples])
     weights = token_weights([len(s.completion_token_ids) for s in samples], weighting)
     for s, a, w in zip(samples, advantages, weights):
         s.advantage, s.token_weight = a, w
     metrics = step_metrics(proposals, solves, buffers, added) | timings
+    metrics["sandbox_failures"] = sum(x.infra for x in proposals + mc + solves)
     return StepResult(samples, metrics, new_entries)
 
 
@@ -129,6 +132,9 @@ def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, s
     todo = [p for p in proposals if p.fields is not None]
     results = _run_jobs([p.task.validation_jobs(p.fields) for p in todo], executor, timeout_s)
     for p, res in zip(todo, results):
+        if _infra_failure(res):
+            p.reason, p.infra = "sandbox failure", True
+            continue
         try:
             p.entry = p.task.make_entry(p.fields, res, step)
         except Invalid as e:
@@ -162,7 +168,8 @@ def judge(solves: list[_Solve], executor: Executor, timeout_s: float) -> None:
     todo = [s for s in solves if s.reason is None]
     results = _run_jobs([s.task.check_jobs(s.entry, s.answer) for s in todo], executor, timeout_s)
     for s, res in zip(todo, results):
-        s.correct = s.task.judge(s.entry, s.answer, res)
+        s.infra = _infra_failure(res)
+        s.correct = not s.infra and s.task.judge(s.entry, s.answer, res)
 
 
 def _assign_rewards(proposals, mc, solves, scheme: RewardScheme) -> None:
@@ -262,6 +269,10 @@ def _run_jobs(groups: list[list[Job]], executor: Executor, timeout_s: float) -> 
         out.append(results[i:i + len(g)])
         i += len(g)
     return out
+
+
+def _infra_failure(results: list[ExecResult]) -> bool:
+    return any(r.error and r.error.startswith(INFRA_PREFIX) for r in results)
 
 
 def _sample(task: str, role: str, prompt_id: int, prompt: str, gen: Generation, c) -> ScoredSample:

@@ -12,6 +12,13 @@ from minazr.code_check import check_inputs, check_program
     "def f(x):\n    class A(dict):\n        def __init__(self):\n            super().__init__()\n    return A()",
     "def f(obj):\n    return getattr(obj, 'real', 0), hasattr(obj, 'imag')",
     "def f(s):\n    return s.replace('_', '-')",
+    "def f(s):\n    return s.replace(' ', '_____')",
+    "from __future__ import annotations\ndef f(x: int) -> int:\n    return x",
+    "def f(x):\n    class Vec:\n        __slots__ = ('x', 'y')\n        def __init__(self, x):\n            self.x = x\n"
+    "        def copy(self):\n            return self.__class__(self.x)\n        def name(self):\n"
+    "            return type(self).__name__\n    return Vec(x).copy().name()",
+    "def f(q):\n    class Node:\n        def __init__(self):\n            self.queue = []\n            self.time = 0\n"
+    "            self.code = 1\n    return Node().queue",
 ])
 def test_accepts(code):
     assert check_program(code) is None
@@ -26,7 +33,15 @@ def test_accepts(code):
     ("def f():\n    return eval('1')", "banned name 'eval'"),
     ("def f():\n    return __import__('os')", "banned name '__import__'"),
     ("def f():\n    return vars()", "banned name 'vars'"),
-    ("def f(x):\n    return x.__class__", "dunder attribute '__class__'"),
+    ("def f(x):\n    return x.__class__.__base__", "dunder attribute '__base__'"),
+    ("def f(x):\n    return x.__dict__", "dunder attribute '__dict__'"),
+    ("from dataclasses import sys as s\ndef f():\n    return s", "banned name 'sys'"),
+    ("from enum import bltns\ndef f():\n    return bltns", "banned name 'bltns'"),
+    ("import dataclasses\ndef f():\n    return dataclasses._thread", "banned attribute '_thread'"),
+    ("from operator import attrgetter\ndef f(g):\n    return attrgetter('x')(g)", "banned name 'attrgetter'"),
+    ("import string\ndef f(g):\n    return string.Formatter().get_field('0', [g], {})", "banned attribute"),
+    ("def f(g):\n    match g:\n        case object(gi_frame=fr):\n            return fr", "banned attribute 'gi_frame'"),
+    ("def f(g):\n    return '{0.gi_frame.f_back}'.format(g)", "string naming a banned attribute"),
     ("def f(x):\n    return getattr(x, '__globals__')", "getattr of '__globals__'"),
     ("def f(x, n):\n    return getattr(x, n)", "computed attribute name"),
     ("def f(g):\n    return g.gi_frame", "banned attribute 'gi_frame'"),

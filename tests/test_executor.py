@@ -47,6 +47,46 @@ def test_sets_of_strings_are_deterministic_by_value(ex):
     assert res.ok and set(eval(res.output)) == {"apple", "kiwi", "fig", "plum", "pear"}
 
 
+def test_frozensets_and_counters_are_deterministic_by_value(ex):
+    res = ex.run("def f(words):\n    return frozenset(w.lower() for w in words)", "['Apple', 'banana', 'Cherry', 'date']")
+    assert res.ok and res.output.startswith("frozenset(")
+    res = ex.run("from collections import Counter\ndef f(s):\n    return Counter(set(s)), {c: 1 for c in set(s)}",
+                 "'abcdefgh'")
+    assert res.ok, res
+    assert ex.equal("frozenset({'a', 'b'})", "frozenset({'b', 'a'})").match is True
+
+
+def test_codecs_work(ex):
+    res = ex.run("import codecs\ndef f(s):\n    return codecs.encode(s, 'rot13'), s.encode('utf-16-le'), "
+                 "s.encode('idna')", "'abc'")
+    assert res.ok and res.output == "('nop', b'a\\x00b\\x00c\\x00', b'abc')", res
+
+
+def test_invalid_timeouts_are_refused_without_harming_servers(ex):
+    for bad in (float("nan"), float("inf"), 1e12, 0, -1, "5"):
+        res = ex.run("def f():\n    return 1", "", timeout_s=bad)
+        assert not res.ok and "invalid timeout" in res.error
+    assert ex.run("def f():\n    return 1", "").ok
+
+
+def test_a_failed_restart_shrinks_the_pool_instead_of_breaking_it(monkeypatch):
+    from minazr import executor as executor_mod
+
+    with Executor(workers=3) as ex:
+        ex._free[0].proc.kill()
+        ex._free[0].proc.wait()
+        real = executor_mod._Server
+
+        def broken(*a, **k):
+            raise executor_mod.SandboxError("cannot start")
+
+        monkeypatch.setattr(executor_mod, "_Server", broken)
+        results = [ex.run("def f():\n    return 3", "") for _ in range(4)]
+        monkeypatch.setattr(executor_mod, "_Server", real)
+        assert ex._size == 2
+        assert all(r.ok for r in results[1:]), results
+
+
 def test_check_and_equal_compare_values(ex):
     code = "def f(x):\n    return [x, x * 2]"
     assert ex.check(code, "3", "[3, 6]").match is True

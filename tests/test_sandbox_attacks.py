@@ -28,7 +28,7 @@ def raw():
         yield ex
 
 
-def rejected(ex, code, reason, inputs="", timeout_s=2.0):
+def rejected(ex, code, reason, inputs="", timeout_s=5.0):
     res = ex.run(code, inputs, timeout_s=timeout_s)
     assert not res.ok and res.output is None, res
     assert reason in res.error, res.error
@@ -179,3 +179,46 @@ def test_nondeterminism_through_hash_and_id(checked):
     rejected(checked, "def f(s):\n    return hash(s)", "non-deterministic", inputs="'abc'")
     rejected(checked, "def f():\n    return id(object()) % 1000", "non-deterministic")
     rejected(checked, "def f():\n    return object()", "non-deterministic")  # repr holds the address
+
+
+def test_a_validation_run_stays_within_its_timeout(checked):
+    # the two determinism runs execute at the same time in two servers, so a slow valid program takes ~1 timeout
+    t0 = time.monotonic()
+    res = checked.run("def f(n):\n    s = 0\n    while s < n:\n        s += 1\n    return s", "1000000000", timeout_s=2)
+    assert not res.ok and "timeout" in res.error
+    assert time.monotonic() - t0 < 2 + 2.0 + 0.5
+
+
+def test_tampering_with_the_audit_hook_does_not_loosen_it(checked, raw):
+    # Found in review: the server module's globals are reachable; the hook must not read them at call time.
+    code = ("from dataclasses import sys as s\n\nclass Any:\n    def __contains__(self, event):\n        return True\n\n"
+            "def f(path):\n    s.modules['_' + '_main_' + '_'].ALLOWED_EVENTS = Any()\n"
+            "    return s.modules['posix'].read(s.modules['posix'].open(path, 0), 200)")
+    rejected(checked, code, "banned name 'sys'", inputs="'/etc/passwd'")
+    rejected(raw, code, "open is not allowed", inputs="'/etc/passwd'")
+
+
+def test_host_files_are_out_of_reach_even_by_path(raw):
+    if os.geteuid() != 0:
+        pytest.skip("chroot needs root (or a user namespace)")
+    res = raw.run(VIA_SYS + "    return os.getcwd(), os.path.exists('/etc/passwd'), os.path.exists('/proc/1')", "")
+    assert res.ok and res.output == "('/', False, False)", res
+
+
+def test_a_custom_eq_cannot_fake_a_match(checked):
+    code = ("class Anything:\n    def __eq__(self, other):\n        return True\n    def __repr__(self):\n"
+            "        return '42'\n\ndef f(x):\n    return Anything()")
+    assert checked.check(code, "1", "[1, 2, 3]").match is False
+    assert checked.check(code, "1", "42").match is False
+    assert checked.check("def f(x):\n    return [x, {x}]", "1", "[1, {1}]").match is True
+
+
+def test_a_forged_result_is_refused_by_the_caller(raw):
+    code = VIA_SYS + ("    import json\n    b = json.dumps([1, 2]).encode()\n"
+                      "    os.write(3, len(b).to_bytes(4, 'little') + b)\n    os._exit(0)")
+    rejected(raw, code, "malformed result")
+
+
+def test_processes_run_at_lower_priority(raw):
+    res = raw.run(VIA_SYS + "    return os.getpriority(os.PRIO_PROCESS, 0) - os.getpriority(os.PRIO_PROCESS, 1)", "")
+    assert res.ok and int(res.output) >= 10 - 1, res
