@@ -1,6 +1,7 @@
 """The `minazr` command line.
 
-    minazr train  [--config PATH] [section.key=value ...]   self-play training (lands with the rollout/learner split)
+    minazr setup                                            install the embedded model, fix the torch extras
+    minazr train  [--config PATH] [--resume RUN_DIR] [section.key=value ...]   AZR self-play training
     minazr bench  [--config PATH] [section.key=value ...]   rollout throughput benchmark (lands with the bench issue)
     minazr eval   [--config PATH] [section.key=value ...]   GSM8K / CRUXEval evaluation (lands with the eval issue)
     minazr config [--config PATH] [--docs] [overrides]      print the resolved config, or the field reference
@@ -11,6 +12,7 @@ Bad input exits with code 2 and one line on stderr, never a traceback.
 
 import argparse
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -27,7 +29,11 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
         return sp
 
-    command("train", "Run AZR self-play training.")
+    sub.add_parser("setup", help="Install the embedded model and remove torch extras that break transformers.",
+                   description="Install the embedded model and remove torch extras that break transformers.")
+    tr = command("train", "Run AZR self-play training.")
+    tr.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint "
+                                                       "(its config.yaml is used unless --config is given)")
     command("bench", "Benchmark rollout throughput, weight sync and a full step.")
     command("eval", "Evaluate a model on GSM8K and CRUXEval.")
     cfg = command("config", "Print the resolved config as YAML.")
@@ -40,11 +46,36 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "setup":
+        from minazr.setup_env import setup
+
+        return _guarded(setup)
+    config = args.config
+    if getattr(args, "resume", None) and not config:
+        config = str(Path(args.resume) / "config.yaml")
     try:
-        cfg = load_config(args.config, args.overrides)
-        return COMMANDS[args.command](cfg, args)
+        cfg = load_config(config, args.overrides)
     except ConfigError as e:
         print(f"minazr: config error: {e}", file=sys.stderr)
+        return 2
+    return _guarded(lambda: COMMANDS[args.command](cfg, args))
+
+
+def _guarded(fn) -> int:
+    """Expected failures (bad model name, missing checkpoint) become one line on stderr and exit code 2."""
+    from minazr.models import ModelError
+    from minazr.train import TrainError
+
+    try:
+        return fn()
+    except ConfigError as e:
+        print(f"minazr: config error: {e}", file=sys.stderr)
+        return 2
+    except ModelError as e:
+        print(f"minazr: model error: {e}", file=sys.stderr)
+        return 2
+    except TrainError as e:
+        print(f"minazr: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("minazr: interrupted", file=sys.stderr)
@@ -76,8 +107,15 @@ def _bench_executor(cfg, args) -> int:
     return 0
 
 
+def _train(cfg, args) -> int:
+    from minazr.train import run_training
+
+    run_training(cfg, args.resume)
+    return 0
+
+
 COMMANDS = {
-    "train": _not_yet("train", "rollout/learner split issue"),
+    "train": _train,
     "bench": _not_yet("bench", "bench issue"),
     "eval": _not_yet("eval", "eval issue"),
     "config": _config,

@@ -32,19 +32,63 @@ def param(default, help: str, *, min=None, max=None, choices=None):
 class ModelConfig:
     name: str = param("smollm2-135m-instruct",
                       "Policy model: the embedded default's name, a local Hugging Face directory, or a hub id "
-                      "(read by train/bench/eval once they land).")
+                      "(owner/name, for users who are online).")
 
 
 @dataclass
 class RolloutConfig:
-    num_workers: int = param(1, "Number of rollout workers, each owning one vLLM engine (read by train once the "
-                                "rollout/learner split lands).", min=1)
+    num_workers: int = param(1, "Rollout workers (Ray actors), each owning one vLLM engine.", min=1)
+    dtype: str = param("bfloat16", "Engine weight dtype (the learner publishes in this dtype).",
+                       choices=("bfloat16", "float16", "float32"))
+    max_model_len: int = param(2048, "Longest prompt + completion an engine accepts, in tokens.", min=64)
+    max_num_seqs: int = param(256, "Most sequences an engine batches at once (a throughput lever on CPU).", min=1)
+    enforce_eager: bool = param(False, "Skip vLLM's torch.compile: faster start (no ~80 s first compile, cached "
+                                       "afterwards), ~20% slower generation on CPU.")
+    kv_cache_gb: float = param(2.0, "KV-cache memory per engine, in GiB (CPU engines; GPU engines use "
+                                    "gpu_memory_utilization).", min=0.1)
+    cpu_cores_per_worker: int = param(0, "CPU cores each engine's threads are bound to; 0 splits the node's "
+                                         "cores evenly among the workers. Worker i gets the i-th slice.", min=0)
+    num_cpus: float = param(1.0, "Ray CPU resource each worker reserves (scheduling only).", min=0.0)
+    num_gpus: float = param(0.0, "GPUs per worker; > 0 runs the engine on CUDA (install the `gpu` extra).",
+                            min=0.0)
+    gpu_memory_utilization: float = param(0.85, "Fraction of GPU memory a GPU engine may use.", min=0.05, max=1.0)
+    weight_bucket_mb: float = param(64.0, "Size of the buckets weights travel in over ZMQ, in MiB.", min=1.0)
+    timeout_s: float = param(1800.0, "Longest a generate or weight-load call on a worker may take before the "
+                                     "step fails with an error.", min=1.0)
 
 
 @dataclass
 class LearnerConfig:
-    lr: float = param(1e-6, "AdamW learning rate of the learner (read by train once the learner lands).",
-                      min=0.0, max=1.0)
+    lr: float = param(1e-6, "AdamW learning rate.", min=0.0, max=1.0)
+    weight_decay: float = param(0.0, "AdamW weight decay.", min=0.0)
+    clip_eps: float = param(0.2, "PPO clipping of the importance ratio (1 - eps, 1 + eps).", min=0.0)
+    kl_coef: float = param(0.0, "Weight of the KL penalty to the frozen initial model (AZR: 0; the seed: 0.1, "
+                                "see configs/seed.yaml).", min=0.0)
+    grad_clip: float = param(1.0, "Gradient norm clipping; 0 turns it off.", min=0.0)
+    micro_batch_tokens: int = param(2048, "Tokens (prompt + completion, padded) per forward/backward micro-batch; "
+                                          "gradients accumulate over the micro-batches of a step.", min=64)
+    autocast_bf16: bool = param(True, "Run forward/backward in bf16 autocast over fp32 master weights.")
+    gradient_checkpointing: bool = param(False, "Recompute activations in backward to save memory.")
+    threads: int = param(0, "torch threads of the learner on CPU; 0 uses every core.", min=0)
+    num_cpus: float = param(0.0, "Ray CPU resource the learner reserves (0 on one small machine: it shares the "
+                                 "cores with the engines, which idle while it trains).", min=0.0)
+    num_gpus: float = param(0.0, "GPUs for the learner; > 0 trains on CUDA.", min=0.0)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = param(10, "Self-play steps (each: propose, validate, solve, update, push weights).", min=0)
+    max_staleness: int = param(0, "0: synchronous on-policy. k > 0: generation of the next steps overlaps the "
+                                  "update, never training on samples more than k versions old.", min=0)
+    checkpoint_every: int = param(5, "Save a checkpoint every N steps (and always at the end); 0: only at the end.",
+                                  min=0)
+    keep_checkpoints: int = param(2, "Checkpoints kept; older ones are deleted.", min=1)
+    sample_table_every: int = param(1, "Print a table of proposals and solutions every N steps (and write them "
+                                       "to samples.jsonl); 0: never.", min=0)
+    tensorboard: bool = param(True, "Also write metrics as TensorBoard events under RUN_DIR/tb.")
+    wandb: bool = param(False, "Also log to Weights & Biases (needs `pip install wandb` and a login).")
+    ray_address: str = param("", "Ray cluster to join ('auto', or host:port); empty joins a local running "
+                                 "cluster if there is one, else starts one.")
 
 
 @dataclass
@@ -133,6 +177,7 @@ class Config:
     buffer: BufferConfig = field(default_factory=BufferConfig)
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
     advantages: AdvantagesConfig = field(default_factory=AdvantagesConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 

@@ -72,23 +72,28 @@ class _Ids:
 
 def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], executor: Executor, cfg,
                   scheme: RewardScheme, render, rng: random.Random, step: int, timeout_s: float = 5.0,
-                  estimator: str = "trr++", weighting: str = "token") -> StepResult:
+                  estimator: str = "trr++", weighting: str = "token", on_phase=None) -> StepResult:
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens)
     ids, timings = _Ids(), {}
+    phase = on_phase or (lambda name: None)
 
+    phase("propose")
     t0 = time.perf_counter()
     proposals = propose(policy, buffers, tasks, cfg.propose_per_task, cfg.n_propose, render, rng, sampling, ids)
     timings["time/propose_generate"] = time.perf_counter() - t0
 
+    phase("validate")
     t0 = time.perf_counter()
     new_entries = validate(proposals, executor, timeout_s, step)
     added = {id(e) for e in new_entries if buffers[e.task].add(e)}
     timings["time/validate"] = time.perf_counter() - t0
 
+    phase("solve")
     t0 = time.perf_counter()
     mc, solves = solve(policy, buffers, tasks, proposals, cfg, render, rng, sampling, ids)
     timings["time/solve_generate"] = time.perf_counter() - t0
 
+    phase("judge")
     t0 = time.perf_counter()
     judge(mc + solves, executor, timeout_s)
     timings["time/judge"] = time.perf_counter() - t0
@@ -102,6 +107,8 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
         s.advantage, s.token_weight = a, w
     metrics = step_metrics(proposals, solves, buffers, added) | timings
     metrics["sandbox_failures"] = sum(x.infra for x in proposals + mc + solves)
+    metrics["gen/completion_tokens"] = sum(len(x.sample.completion_token_ids) for x in proposals + mc + solves)
+    metrics["gen/completions"] = len(proposals) + len(mc) + len(solves)
     return StepResult(samples, metrics, new_entries)
 
 

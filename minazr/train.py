@@ -1,0 +1,237 @@
+"""`minazr train`: Absolute Zero self-play with vLLM rollout workers and a learner, as Ray actors.
+
+    minazr train --config configs/default.yaml [section.key=value ...]
+    minazr train --resume runs/latest
+
+The driver joins a running Ray cluster if there is one, else starts a local one; starts `rollout.num_workers`
+RolloutWorkers (one vLLM engine each) and one Learner; seeds the task buffers; then per step runs
+propose -> validate -> Monte-Carlo solve -> solve -> rewards -> advantages (minazr/selfplay.py, with generation
+spread over all workers), hands the samples to the learner, and pushes the new weights to every worker over ZMQ
+(minazr/pipeline.py bounds how stale trained samples may be). Metrics go to RUN_DIR/metrics.jsonl and TensorBoard,
+samples to RUN_DIR/samples.jsonl, checkpoints to RUN_DIR/checkpoints/.
+"""
+
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from minazr import checkpoint
+from minazr.buffer import Buffers
+from minazr.config import Config, save_config, to_dict
+from minazr.executor import from_config as executor_from_config
+from minazr.metrics import MetricsSink, truncate_after
+from minazr.models import resolve_model
+from minazr.pipeline import Pipeline
+from minazr.prompts import Renderer
+from minazr.rewards import RewardScheme
+from minazr.selfplay import fill_buffers, seed_buffers, selfplay_step
+from minazr.tasks import make_task
+
+log = logging.getLogger(__name__)
+
+
+# Engines and the learner log only errors: a run's progress is the driver's progress bar and metrics.
+QUIET_ENV = {"VLLM_LOGGING_LEVEL": "ERROR", "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error",
+             "HF_HUB_DISABLE_PROGRESS_BARS": "1", "PYTHONWARNINGS": "ignore"}
+
+
+class TrainError(RuntimeError):
+    """A run that cannot start or continue; the message is one line for the user."""
+
+
+def run_training(cfg: Config, resume: str | None = None) -> Path:
+    run_dir = Path(resume or cfg.run.out_dir)
+    ckpt = checkpoint.latest(run_dir) if resume else None
+    if resume and ckpt is None:
+        raise TrainError(f"{run_dir}: no complete checkpoint to resume from")
+    if ckpt:
+        start_step, version, rng = checkpoint.load_driver_state(ckpt)
+        model_path, optimizer_state = ckpt / "model", str(ckpt / "learner_state.pt")
+        truncate_after(run_dir / "metrics.jsonl", start_step - 1)
+    else:
+        start_step, version, rng = 0, 0, random.Random(cfg.run.seed)
+        model_path, optimizer_state = resolve_model(cfg.model.name), None
+    save_config(cfg, run_dir)
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    render = Renderer(cfg.selfplay.prompt_template, tokenizer)
+    tasks = {n: make_task(n, k_references=cfg.selfplay.k_references, induction_inputs=cfg.selfplay.induction_inputs,
+                          induction_min_pairs=cfg.selfplay.induction_min_pairs) for n in cfg.selfplay.tasks}
+    sink = MetricsSink(run_dir, cfg.train.tensorboard, cfg.train.wandb, to_dict(cfg))
+    cluster = _Cluster(cfg, model_path, optimizer_state, version)
+    executor = executor_from_config(cfg.executor)
+    try:
+        buffers = Buffers.empty(tasks, cfg.buffer.cap)
+        if ckpt:
+            buffers.load(ckpt / "buffers")
+        else:
+            _seed(cluster.pool, buffers, tasks, executor, cfg, render, rng)
+        _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer)
+    finally:
+        executor.close()
+        sink.close()
+        cluster.close()
+    return run_dir
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer) -> None:
+    scheme = RewardScheme.from_config(cfg.rewards)
+    pipe = Pipeline(cluster.learner_handle(), cluster.pool_handle(), cfg.train.max_staleness, cluster.version,
+                    cfg.advantages.weighting)
+    bar = tqdm(range(start_step, cfg.train.steps), desc="train", unit="step", initial=start_step,
+               total=cfg.train.steps, dynamic_ncols=True)
+
+    def finish(done):
+        for step, metrics in done:
+            metrics["time/step"] = time.perf_counter() - metrics.pop("_t0")
+            gen_s = metrics.get("time/propose_generate", 0.0) + metrics.get("time/solve_generate", 0.0)
+            metrics["gen/tokens_per_s"] = metrics.get("gen/completion_tokens", 0) / max(gen_s, 1e-9)
+            sink.log(metrics, step)
+            bar.write(_summary(step, metrics))
+
+    for step in bar:
+        finish(pipe.before_generate())
+        t0 = time.perf_counter()
+        result = selfplay_step(cluster.pool, buffers, tasks, executor, cfg.selfplay, scheme, render, rng, step,
+                               cfg.executor.timeout_s, cfg.advantages.estimator, cfg.advantages.weighting,
+                               on_phase=lambda phase: bar.set_postfix_str(phase))
+        if cfg.train.sample_table_every and step % cfg.train.sample_table_every == 0:
+            _sample_table(run_dir, step, result.samples, bar.write)
+        bar.set_postfix_str("learn")
+        pipe.submit(step, result.samples, {**result.metrics, "_t0": t0})
+        last = step + 1 == cfg.train.steps
+        if last or (cfg.train.checkpoint_every and (step + 1) % cfg.train.checkpoint_every == 0):
+            bar.set_postfix_str("checkpoint")
+            finish(pipe.drain())
+            _save(run_dir, step + 1, cluster, buffers, rng, tokenizer, cfg.train.keep_checkpoints, pipe.submitted)
+    finish(pipe.drain())
+    bar.close()
+    print(f"minazr train: done. Run directory {run_dir}: metrics.jsonl, samples.jsonl, tb/ (TensorBoard), "
+          f"checkpoints/{(checkpoint.latest(run_dir) or Path('-')).name} (HF model in model/)")
+
+
+def _seed(pool, buffers, tasks, executor, cfg, render, rng) -> None:
+    seed_buffers(buffers, tasks, executor, cfg.executor.timeout_s)
+    with tqdm(total=cfg.buffer.seed_max_rounds, desc="seeding buffers", unit="round", dynamic_ncols=True) as bar:
+        def on_round(_, sizes):
+            bar.update(1)
+            bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sizes.items()))
+
+        rounds = fill_buffers(pool, buffers, tasks, executor, cfg.selfplay, render, rng, cfg.buffer.seed_size,
+                              cfg.buffer.seed_max_rounds, cfg.executor.timeout_s, on_round)
+    short = {k: v for k, v in buffers.sizes().items() if v < cfg.buffer.seed_size}
+    if short:
+        log.warning("seeding stopped after %d rounds with buffers below %d: %s", rounds, cfg.buffer.seed_size, short)
+
+
+def _save(run_dir, next_step, cluster, buffers, rng, tokenizer, keep, version) -> None:
+    tmp = checkpoint.begin(run_dir, next_step)
+    cluster.save_learner(tmp)
+    tokenizer.save_pretrained(tmp / "model")  # so the checkpoint loads on its own in transformers and vLLM
+    buffers.save(tmp / "buffers")
+    checkpoint.save_driver_state(tmp, next_step, version, rng)
+    checkpoint.commit(run_dir, tmp, next_step, keep)
+
+
+def _summary(step: int, m: dict) -> str:
+    tasks = sorted({k.rsplit("/", 1)[1] for k in m if k.startswith("solve/accuracy/")})
+    acc = " ".join(f"{t[:3]}={m[f'solve/accuracy/{t}']:.2f}" for t in tasks)
+    valid = " ".join(f"{t[:3]}={m.get(f'propose/valid_rate/{t}', 0):.2f}" for t in tasks)
+    return (f"step {step}: solve acc {acc} | valid proposals {valid} | {m.get('gen/tokens_per_s', 0):.0f} tok/s | "
+            f"step {m.get('time/step', 0):.0f}s (sync {m.get('time/weight_sync', 0):.1f}s) | "
+            f"version {m.get('version', 0)} lag {m.get('version_lag/max', 0)}")
+
+
+def _sample_table(run_dir: Path, step: int, samples, write) -> None:
+    with (run_dir / "samples.jsonl").open("a") as fh:
+        for s in samples:
+            fh.write(json.dumps({"step": step, "task": s.task, "role": s.role, "reward": s.reward,
+                                 "advantage": s.advantage, "outcome": s.outcome, "version": s.version,
+                                 "prompt": s.prompt, "completion": s.completion}) + "\n")
+    rows = [f"  {'role':7} {'task':9} {'reward':>6}  {'outcome':32} completion"]
+    seen = set()
+    for s in samples:  # one row per task x role x outcome kind keeps the table short
+        key = (s.role, s.task, s.outcome.split(":")[0])
+        if key in seen:
+            continue
+        seen.add(key)
+        text = " ".join(s.completion.split())[:60]
+        rows.append(f"  {s.role:7} {s.task:9} {s.reward:6.2f}  {s.outcome[:32]:32} {text}")
+    write(f"samples of step {step} (all in samples.jsonl):\n" + "\n".join(rows))
+
+
+# ---------------------------------------------------------------- Ray side
+
+
+class _Cluster:
+    """Ray, the learner actor and the rollout workers, started in that order and closed together."""
+
+    def __init__(self, cfg: Config, model_path, optimizer_state, version: int):
+        import ray
+
+        from learner.actor import start_learner
+        from rollout.worker import RolloutPool, start_workers
+
+        self.ray = ray
+        self.timeout_s = cfg.rollout.timeout_s
+        address = cfg.train.ray_address or os.environ.get("RAY_ADDRESS") or None
+        if not ray.is_initialized():
+            ray.init(address=address, logging_level=logging.WARNING, include_dashboard=False,
+                     runtime_env={"env_vars": QUIET_ENV})
+        self.learner = start_learner(model_path, cfg.learner, cfg.rollout, cfg.run.seed, optimizer_state)
+        ray.get(self.learner.set_version.remote(version), timeout=self.timeout_s)
+        self.address = ray.get(self.learner.address.remote(), timeout=self.timeout_s)
+        ray.get(self.learner.publish.remote(), timeout=self.timeout_s)
+        self.pool = RolloutPool(start_workers(model_path, cfg.rollout, cfg.run.seed), self.timeout_s)
+        self.pool.load_weights(self.address, version)  # every worker serves exactly the learner's weights
+        self.version = version
+
+    def learner_handle(self):
+        return _LearnerHandle(self.ray, self.learner, self.timeout_s)
+
+    def pool_handle(self):
+        return _PoolHandle(self.pool, self.address)
+
+    def save_learner(self, directory: Path) -> None:
+        self.ray.get(self.learner.save.remote(str(directory)), timeout=self.timeout_s)
+
+    def close(self) -> None:
+        for actor in [self.learner, *self.pool.workers]:
+            try:
+                self.ray.kill(actor)
+            except Exception:  # already gone: nothing to close
+                pass
+
+
+class _LearnerHandle:
+    def __init__(self, ray, actor, timeout_s):
+        self.ray, self.actor, self.timeout_s = ray, actor, timeout_s
+
+    def submit(self, batch, version):
+        return _Result(self.ray, self.actor.train_step.remote(batch, version), self.timeout_s)
+
+
+class _Result:
+    def __init__(self, ray, ref, timeout_s):
+        self.ray, self.ref, self.timeout_s = ray, ref, timeout_s
+
+    def result(self) -> dict:
+        return self.ray.get(self.ref, timeout=self.timeout_s)
+
+
+class _PoolHandle:
+    def __init__(self, pool, address):
+        self.pool, self.address = pool, address
+
+    def load_weights(self, version):
+        return self.pool.load_weights(self.address, version)

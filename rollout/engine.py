@@ -1,0 +1,89 @@
+"""RolloutEngine: one vLLM engine behind the narrow interface the driver needs (a plain class; the Ray actor in
+rollout/worker.py is a thin wrapper, so tests can use it in-process).
+
+    engine = RolloutEngine(model_path, cfg.rollout, seed=0, worker_index=0)
+    gens = engine.generate([("prompt text", 4)], Sampling(temperature=1.0, max_tokens=256))
+    engine.load_weights("tcp://10.0.0.5:5555", version=3)    # fetched over ZMQ inside the engine's worker
+    engine.score(token_ids, start)                           # log-probs of token_ids[start:] (for tests, evals)
+"""
+
+import os
+import time
+
+from minazr.policy import Completion, Generation, Sampling
+
+EXTENSION = "rollout.weight_extension.WeightReceiver"
+
+
+def cpu_binding(worker_index: int, cores_per_worker: int, num_workers: int) -> str:
+    """The core range (VLLM_CPU_OMP_THREADS_BIND) of worker i: the node's cores split evenly, i-th slice."""
+    cores = sorted(os.sched_getaffinity(0))
+    per = cores_per_worker or max(1, len(cores) // max(1, num_workers))
+    start = (worker_index * per) % len(cores)
+    chosen = [cores[(start + k) % len(cores)] for k in range(min(per, len(cores)))]
+    return ",".join(map(str, chosen))
+
+
+class RolloutEngine:
+    def __init__(self, model_path: str, cfg, seed: int = 0, worker_index: int = 0, num_workers: int = 1):
+        on_gpu = cfg.num_gpus > 0
+        if not on_gpu:
+            # vLLM's CPU backend reserves a core for the frontend by default; bind the engine to its own slice
+            # instead, so one worker on a 2-core machine uses both cores (DESIGN.md: 600 vs 330 tok/s).
+            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = cpu_binding(worker_index, cfg.cpu_cores_per_worker,
+                                                                  num_workers)
+            os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+        from vllm import LLM
+
+        kwargs = dict(model=str(model_path), dtype=cfg.dtype, enforce_eager=cfg.enforce_eager,
+                      max_model_len=cfg.max_model_len, max_num_seqs=cfg.max_num_seqs, seed=seed + worker_index,
+                      worker_extension_cls=EXTENSION)
+        if on_gpu:
+            kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        else:
+            kwargs["kv_cache_memory_bytes"] = int(cfg.kv_cache_gb * 2**30)
+        self.llm = LLM(**kwargs)
+        self.version = 0
+        self.worker_index = worker_index
+        self.binding = os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
+
+    def generate(self, requests: list[tuple[str, int]], sampling: Sampling) -> list[Generation]:
+        """n completions per prompt with token ids, behaviour log-probs of the sampled tokens, finish reasons."""
+        from vllm import SamplingParams
+
+        if not requests:
+            return []
+        params = [SamplingParams(n=n, temperature=sampling.temperature, top_p=sampling.top_p,
+                                 max_tokens=sampling.max_tokens, logprobs=0) for _, n in requests]
+        outs = self.llm.generate([p for p, _ in requests], params, use_tqdm=False)
+        gens = []
+        for out in outs:
+            comps = []
+            for c in out.outputs:
+                ids = list(c.token_ids)
+                lps = [c.logprobs[i][t].logprob for i, t in enumerate(ids)] if c.logprobs else [0.0] * len(ids)
+                comps.append(Completion(c.text, ids, lps, c.finish_reason or "stop"))
+            gens.append(Generation(list(out.prompt_token_ids), comps, self.version))
+        return gens
+
+    def load_weights(self, address: str, version: int | None) -> dict:
+        """Fetch weights (None: the newest) from the learner's weight server; serve them from now on."""
+        t0 = time.perf_counter()
+        (stats,) = self.llm.collective_rpc("minazr_load_weights", args=(address, version))
+        self.llm.reset_prefix_cache()  # cached KV blocks were computed by the old weights
+        self.version = stats["version"]
+        return {**stats, "total_s": time.perf_counter() - t0, "worker": self.worker_index}
+
+    def score(self, token_ids: list[int], start: int) -> list[float]:
+        """Log-probs the serving weights give token_ids[start:], each conditioned on everything before it."""
+        from vllm import SamplingParams
+
+        out = self.llm.generate([{"prompt_token_ids": list(token_ids)}],
+                                SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=1.0), use_tqdm=False)
+        lp = out[0].prompt_logprobs
+        return [lp[i][token_ids[i]].logprob for i in range(start, len(token_ids))]
+
+    def info(self) -> dict:
+        return {"worker": self.worker_index, "version": self.version, "binding": self.binding,
+                "node": os.uname().nodename, "pid": os.getpid()}
