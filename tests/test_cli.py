@@ -35,10 +35,18 @@ def test_config_prints_resolved_yaml():
     assert data["executor"]["timeout_s"] == 2.0 and data["run"]["seed"] == 3
 
 
-def test_train_writes_resolved_config_and_says_what_is_missing(tmp_path):
-    res = minazr("train", f"run.out_dir={tmp_path / 'run'}", "learner.lr=5e-6")
-    assert res.returncode == 1 and "not available yet" in res.stderr
-    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["learner"]["lr"] == 5e-6
+def test_train_with_an_unknown_model_is_one_line(tmp_path):
+    res = minazr("train", f"run.out_dir={tmp_path / 'run'}", "model.name=no-such-model")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().startswith("minazr: model error: unknown model 'no-such-model'")
+
+
+def test_resume_without_a_checkpoint_is_one_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("run:\n  seed: 1\n")
+    res = minazr("train", "--resume", str(tmp_path))
+    assert res.returncode == 2 and res.stderr.strip() == f"minazr: {tmp_path}: no complete checkpoint to resume from"
+    res = minazr("train", "--resume", str(tmp_path / "missing"))
+    assert res.returncode == 2 and "config file not found" in res.stderr
 
 
 def test_bench_executor_runs(tmp_path):
