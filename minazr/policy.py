@@ -14,6 +14,7 @@ class Sampling:
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 512
+    ignore_eos: bool = False  # benchmarks only: always generate max_tokens
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,8 @@ class RolloutEngine:
         if not requests:
             return []
         params = [SamplingParams(n=n, temperature=sampling.temperature, top_p=sampling.top_p,
-                                 max_tokens=sampling.max_tokens, logprobs=0) for _, n in requests]
+                                 max_tokens=sampling.max_tokens, ignore_eos=sampling.ignore_eos, logprobs=0)
+                  for _, n in requests]
         outs = self.llm.generate([p for p, _ in requests], params, use_tqdm=False)
         gens = []
         for out in outs:
