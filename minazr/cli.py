@@ -2,7 +2,7 @@
 
     minazr setup                                            install the embedded model, fix the torch extras
     minazr train  [--config PATH] [--resume RUN_DIR] [section.key=value ...]   AZR self-play training
-    minazr bench  [--config PATH] [section.key=value ...]   rollout throughput benchmark (lands with the bench issue)
+    minazr bench  [--config PATH] [--workers 1,2] [--prompts N] [--max-tokens T] [--out DIR]   throughput benchmark
     minazr eval   [--config PATH] [section.key=value ...]   GSM8K / CRUXEval evaluation (lands with the eval issue)
     minazr config [--config PATH] [--docs] [overrides]      print the resolved config, or the field reference
     minazr bench-executor [--config PATH] [--programs N] [--out DIR] [overrides]   sandbox programs per second
@@ -34,7 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     tr = command("train", "Run AZR self-play training.")
     tr.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint "
                                                        "(its config.yaml is used unless --config is given)")
-    command("bench", "Benchmark rollout throughput, weight sync and a full step.")
+    bench = command("bench", "Benchmark rollout throughput per worker count against plain vLLM and transformers, "
+                             "weight sync and a full self-play step.")
+    bench.add_argument("--workers", default="1,2", help="rollout worker counts to measure, comma-separated "
+                                                        "(default 1,2)")
+    bench.add_argument("--prompts", type=int, default=64, help="prompts per measurement (default 64)")
+    bench.add_argument("--max-tokens", type=int, default=128, help="tokens per completion (default 128)")
+    bench.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, median kept (default 3)")
+    bench.add_argument("--out", metavar="DIR", default="runs/bench", help="output directory (default runs/bench)")
     command("eval", "Evaluate a model on GSM8K and CRUXEval.")
     cfg = command("config", "Print the resolved config as YAML.")
     cfg.add_argument("--docs", action="store_true", help="print the reference table of every config field instead")
@@ -107,6 +114,25 @@ def _bench_executor(cfg, args) -> int:
     return 0
 
 
+def _bench(cfg, args) -> int:
+    try:
+        workers = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        workers = []
+    if not workers or min(workers) < 1:
+        print(f"minazr: --workers must be positive integers separated by commas, got {args.workers!r}",
+              file=sys.stderr)
+        return 2
+    for name in ("prompts", "max_tokens", "repeats"):
+        if getattr(args, name) < 1:
+            print(f"minazr: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
+            return 2
+    from minazr.bench import run_bench
+
+    run_bench(cfg, workers, args.prompts, args.max_tokens, args.repeats, args.out)
+    return 0
+
+
 def _train(cfg, args) -> int:
     from minazr.train import run_training
 
@@ -116,7 +142,7 @@ def _train(cfg, args) -> int:
 
 COMMANDS = {
     "train": _train,
-    "bench": _not_yet("bench", "bench issue"),
+    "bench": _bench,
     "eval": _not_yet("eval", "eval issue"),
     "config": _config,
     "bench-executor": _bench_executor,

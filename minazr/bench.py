@@ -1,0 +1,307 @@
+"""`minazr bench`: rollout tokens/s per worker count against baselines, weight-sync latency, a full step, in one run.
+
+    minazr bench --config configs/default.yaml --workers 1,2 --prompts 64 --max-tokens 128 --out runs/bench
+
+Every measurement uses the same fixed prompts (self-play prompts built from the seeded task buffers, rendered with
+the model's chat template) and the same sampling (temperature 1, exactly --max-tokens tokens per completion), with a
+warm-up and --repeats timed runs, reporting the median:
+  - the rollout pool (RolloutWorker Ray actors, requests spread by load) for each worker count;
+  - the ceiling: plain `vllm.LLM.generate` in one process with the same engine settings, bound to all cores;
+  - the seed's approach: transformers `generate` one prompt at a time (on a subset), and batched;
+  - weight sync: learner publish -> every worker serving the new version, with its parts;
+  - one full self-play step (propose, validate, solve, judge, learner update, weight sync).
+Writes DIR/bench.json, DIR/bench.png, and prints a markdown table.
+"""
+
+import dataclasses
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from minazr.buffer import Buffers
+from minazr.config import Config
+from minazr.executor import from_config as executor_from_config
+from minazr.models import resolve_model
+from minazr.policy import GenRequest, Sampling
+from minazr.prompts import Renderer
+from minazr.tasks import make_task
+
+HF_SINGLE_PROMPTS = 4  # one-at-a-time generation is slow: time it on a few prompts
+
+
+def bench_prompts(cfg: Config, tokenizer, n: int, executor) -> list[str]:
+    """n self-play prompts (proposer and solver prompts of every task type) from the seeded buffers."""
+    from minazr.selfplay import seed_buffers
+
+    tasks = {t: make_task(t, k_references=cfg.selfplay.k_references) for t in cfg.selfplay.tasks}
+    buffers = Buffers.empty(tasks, cfg.buffer.cap)
+    seed_buffers(buffers, tasks, executor)
+    rng = random.Random(cfg.run.seed)
+    render = Renderer(cfg.selfplay.prompt_template, tokenizer)
+    pool = []
+    for task in tasks.values():
+        pool.append(render(task.propose_prompt(task.propose_context(buffers, rng))))
+        pool += [render(task.solve_prompt(e)) for e in buffers[task.name].entries()]
+    return [pool[i % len(pool)] for i in range(n)]
+
+
+def _timed(fn, repeats: int) -> dict:
+    """Median over `repeats` runs of fn() -> (output_tokens, prompt_tokens, requests)."""
+    fn()  # warm-up
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out, prompt, reqs = fn()
+        dt = time.perf_counter() - t0
+        runs.append({"output_tokens_per_s": out / dt, "total_tokens_per_s": (out + prompt) / dt,
+                     "requests_per_s": reqs / dt, "seconds": dt})
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def measure_pool(ray, model_path, cfg, workers: int, prompts, sampling, repeats) -> dict:
+    from rollout.worker import RolloutPool, start_workers
+
+    rcfg = dataclasses.replace(cfg.rollout, num_workers=workers,
+                               num_cpus=min(cfg.rollout.num_cpus, (os.cpu_count() or 1) / workers))
+    pool = RolloutPool(start_workers(model_path, rcfg, cfg.run.seed), rcfg.timeout_s)
+
+    def run():
+        gens = pool.generate([GenRequest(p, 1) for p in prompts], sampling)
+        return (sum(len(c.token_ids) for g in gens for c in g.completions),
+                sum(len(g.prompt_token_ids) for g in gens), len(gens))
+
+    try:
+        return {"workers": workers, **_timed(run, repeats)}
+    finally:
+        for w in pool.workers:
+            ray.kill(w)
+
+
+def measure_ceiling(model_path, cfg, prompts, sampling, repeats) -> dict:
+    """Plain vLLM in a fresh process (so nothing of Ray or of the driver is in the way)."""
+    args = {"model": str(model_path), "rollout": cfg.rollout.__dict__, "prompts": prompts,
+            "sampling": sampling.__dict__, "repeats": repeats, "seed": cfg.run.seed}
+    res = subprocess.run([sys.executable, "-m", "minazr.bench", "--ceiling"], input=json.dumps(args),
+                         capture_output=True, text=True, timeout=1800)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or not lines:
+        raise RuntimeError(f"ceiling measurement failed: {res.stderr.strip().splitlines()[-1:]}")
+    return json.loads(lines[-1])
+
+
+def _ceiling_main() -> None:
+    args = json.loads(sys.stdin.read())
+    r = args["rollout"]
+    cores = sorted(os.sched_getaffinity(0))
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, cores))
+    os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=args["model"], dtype=r["dtype"], enforce_eager=r["enforce_eager"],
+              max_model_len=r["max_model_len"], max_num_seqs=r["max_num_seqs"], seed=args["seed"],
+              kv_cache_memory_bytes=int(r["kv_cache_gb"] * 2**30))
+    s = args["sampling"]
+    sp = SamplingParams(temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"],
+                        ignore_eos=s["ignore_eos"], logprobs=0)
+
+    def run():
+        outs = llm.generate(args["prompts"], sp, use_tqdm=False)
+        return (sum(len(o.outputs[0].token_ids) for o in outs), sum(len(o.prompt_token_ids) for o in outs),
+                len(outs))
+
+    print(json.dumps(_timed(run, args["repeats"])), flush=True)
+
+
+def measure_hf(model_path, prompts, max_tokens: int, repeats: int) -> tuple[dict, dict]:
+    """The seed project's approach: transformers generate, batched (all prompts) and one prompt at a time."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    tok = AutoTokenizer.from_pretrained(model_path, padding_side="left")
+    tok.pad_token = tok.pad_token or tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16).eval()
+    kw = dict(do_sample=True, temperature=1.0, max_new_tokens=max_tokens, min_new_tokens=max_tokens,
+              pad_token_id=tok.pad_token_id)
+
+    def gen(batch):
+        enc = tok(batch, return_tensors="pt", padding=True)
+        with torch.no_grad():
+            out = model.generate(**enc, **kw)
+        return (out.shape[0] * (out.shape[1] - enc["input_ids"].shape[1]), int(enc["attention_mask"].sum()),
+                len(batch))
+
+    def single():
+        totals = [gen([p]) for p in prompts[:HF_SINGLE_PROMPTS]]
+        return tuple(sum(t[i] for t in totals) for i in range(3))
+
+    return _timed(lambda: gen(prompts), max(1, repeats - 1)), _timed(single, 1)
+
+
+def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats) -> tuple[dict, dict]:
+    """Weight-sync latency with its parts, and one full self-play step broken into phases."""
+    from learner.actor import start_learner
+    from minazr.pipeline import Pipeline
+    from minazr.rewards import RewardScheme
+    from minazr.selfplay import seed_buffers, selfplay_step
+    from minazr.train import _LearnerHandle, _PoolHandle
+    from rollout.worker import RolloutPool, start_workers
+
+    learner = start_learner(model_path, cfg.learner, cfg.rollout, cfg.run.seed)
+    address = ray.get(learner.address.remote())
+    pool = RolloutPool(start_workers(model_path, cfg.rollout, cfg.run.seed), cfg.rollout.timeout_s)
+    try:
+        syncs = []
+        for v in range(1, repeats + 2):
+            ray.get(learner.set_version.remote(v))
+            t0 = time.perf_counter()
+            pub = ray.get(learner.publish.remote())
+            stats = pool.load_weights(address, v)
+            syncs.append({"total_s": time.perf_counter() - t0, "serialize_s": pub["serialize_s"],
+                          "fetch_and_load_s": max(s["fetch_and_load_s"] for s in stats),
+                          "transfer_s": max(s["transfer_s"] for s in stats), "bytes": pub["bytes"],
+                          "buckets": pub["buckets"]})
+        sync = {k: statistics.median(s[k] for s in syncs[1:]) for k in syncs[1]}
+
+        tasks = {t: make_task(t, k_references=cfg.selfplay.k_references) for t in cfg.selfplay.tasks}
+        buffers = Buffers.empty(tasks, cfg.buffer.cap)
+        seed_buffers(buffers, tasks, executor)
+        version = repeats + 1
+        pipe = Pipeline(_LearnerHandle(ray, learner, cfg.rollout.timeout_s), _PoolHandle(pool, address), 0, version)
+        t0 = time.perf_counter()
+        res = selfplay_step(pool, buffers, tasks, executor, cfg.selfplay, RewardScheme.from_config(cfg.rewards),
+                            Renderer(cfg.selfplay.prompt_template, tokenizer), random.Random(0), 0,
+                            cfg.executor.timeout_s, cfg.advantages.estimator, cfg.advantages.weighting)
+        pipe.submit(0, res.samples, res.metrics)
+        (_, m), = pipe.drain()
+        total = time.perf_counter() - t0
+        phases = {"generate": m["time/propose_generate"] + m["time/solve_generate"],
+                  "execute": m["time/validate"] + m["time/judge"],
+                  "learner_update": m["time/learner_update"] + m["time/serialize"],
+                  "weight_sync": m["time/weight_sync"]}
+        phases["other"] = max(0.0, total - sum(phases.values()))
+        phases["total"] = total
+        return sync, phases
+    finally:
+        for a in [learner, *pool.workers]:
+            ray.kill(a)
+
+
+def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, repeats: int, out: str) -> dict:
+    import ray
+    from transformers import AutoTokenizer
+
+    model_path = resolve_model(cfg.model.name)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    sampling = Sampling(cfg.selfplay.temperature, cfg.selfplay.top_p, max_tokens, ignore_eos=True)
+    stages = ["prompts", *(f"pool x{w}" for w in workers), "vLLM ceiling", "transformers", "weight sync + step"]
+    bar = tqdm(stages, desc="bench", unit="stage", dynamic_ncols=True)
+    report: dict = {"model": cfg.model.name, "device": _device(cfg), "prompts": n_prompts, "max_tokens": max_tokens,
+                    "repeats": repeats}
+    executor = executor_from_config(cfg.executor)
+    try:
+        bar.set_postfix_str("prompts")
+        prompts = bench_prompts(cfg, tokenizer, n_prompts, executor)
+        bar.update(1)
+        if not ray.is_initialized():
+            ray.init(address=cfg.train.ray_address or None, include_dashboard=False, logging_level="ERROR")
+        per = []
+        for w in workers:
+            bar.set_postfix_str(f"pool x{w}")
+            per.append(measure_pool(ray, model_path, cfg, w, prompts, sampling, repeats))
+            bar.update(1)
+        bar.set_postfix_str("vLLM ceiling")
+        ceiling = measure_ceiling(model_path, cfg, prompts, sampling, repeats)
+        bar.update(1)
+        bar.set_postfix_str("transformers")
+        hf_batched, hf_single = measure_hf(model_path, prompts, max_tokens, repeats)
+        bar.update(1)
+        bar.set_postfix_str("weight sync + step")
+        sync, step = measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats)
+        bar.update(1)
+    finally:
+        bar.close()
+        executor.close()
+    best = max(per, key=lambda p: p["output_tokens_per_s"])
+    report.update({
+        "rollout_tokens_per_s": best["output_tokens_per_s"], "best_workers": best["workers"],
+        "per_workers": [{"workers": p["workers"], "output_tokens_per_s": p["output_tokens_per_s"],
+                         "total_tokens_per_s": p["total_tokens_per_s"], "requests_per_s": p["requests_per_s"]}
+                        for p in per],
+        "vllm_ceiling_tokens_per_s": ceiling["output_tokens_per_s"], "vllm_ceiling": ceiling,
+        "hf_batched_tokens_per_s": hf_batched["output_tokens_per_s"],
+        "hf_single_tokens_per_s": hf_single["output_tokens_per_s"],
+        "weight_sync_s": sync["total_s"], "weight_sync": sync, "step_breakdown_s": step,
+    })
+    report["ratios"] = {"pool_vs_ceiling": report["rollout_tokens_per_s"] / report["vllm_ceiling_tokens_per_s"],
+                        "pool_vs_hf_single": report["rollout_tokens_per_s"] / report["hf_single_tokens_per_s"],
+                        "weight_sync_share_of_step": sync["total_s"] / step["total"]}
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.json").write_text(json.dumps(report, indent=2))
+    _plot(report, out_dir / "bench.png")
+    print(markdown(report))
+    return report
+
+
+def _device(cfg: Config) -> str:
+    if cfg.rollout.num_gpus > 0:
+        return "cuda"
+    return f"cpu ({os.cpu_count()} cores)"
+
+
+def markdown(r: dict) -> str:
+    rows = ["| measurement | output tok/s | total tok/s | requests/s |", "| --- | --- | --- | --- |"]
+    for p in r["per_workers"]:
+        rows.append(f"| rollout pool, {p['workers']} worker(s) | {p['output_tokens_per_s']:.0f} | "
+                    f"{p['total_tokens_per_s']:.0f} | {p['requests_per_s']:.2f} |")
+    c = r["vllm_ceiling"]
+    rows.append(f"| plain vLLM, one process (ceiling) | {c['output_tokens_per_s']:.0f} | "
+                f"{c['total_tokens_per_s']:.0f} | {c['requests_per_s']:.2f} |")
+    rows.append(f"| transformers generate, batched | {r['hf_batched_tokens_per_s']:.0f} | | |")
+    rows.append(f"| transformers generate, one at a time | {r['hf_single_tokens_per_s']:.1f} | | |")
+    s, st, ratios = r["weight_sync"], r["step_breakdown_s"], r["ratios"]
+    lines = ["\n".join(rows), "",
+             f"weight sync {s['total_s']:.2f} s (serialize {s['serialize_s']:.2f} s, fetch + load "
+             f"{s['fetch_and_load_s']:.2f} s, {s['bytes'] / 2**20:.0f} MiB in {s['buckets']} buckets)",
+             "self-play step " + ", ".join(f"{k} {v:.1f} s" for k, v in st.items()),
+             f"pool / ceiling {ratios['pool_vs_ceiling']:.2f}x, pool / one-at-a-time transformers "
+             f"{ratios['pool_vs_hf_single']:.0f}x, weight sync {100 * ratios['weight_sync_share_of_step']:.1f}% of "
+             f"a step ({r['model']}, {r['device']}, {r['prompts']} prompts x {r['max_tokens']} tokens)"]
+    return "\n".join(lines)
+
+
+def _plot(r: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = [p["workers"] for p in r["per_workers"]]
+    ax.plot(xs, [p["output_tokens_per_s"] for p in r["per_workers"]], "o-", label="rollout pool (Ray + vLLM)")
+    for value, style, label in ((r["vllm_ceiling_tokens_per_s"], "--", "plain vLLM, one process"),
+                                (r["hf_batched_tokens_per_s"], ":", "transformers, batched"),
+                                (r["hf_single_tokens_per_s"], "-.", "transformers, one at a time")):
+        ax.axhline(value, linestyle=style, color="gray" if "vLLM" in label else None, label=label)
+    ax.set_xticks(xs)
+    ax.set_xlabel("rollout workers")
+    ax.set_ylabel("output tokens / s")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"minazr bench: {r['model']} on {r['device']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--ceiling"]:
+    _ceiling_main()

@@ -1,0 +1,39 @@
+"""`minazr bench` end to end on a tiny budget: real Ray workers, a real vLLM ceiling process, transformers
+baselines, a real weight push and self-play step. Checks the outputs exist and every figure is positive."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TINY = ["rollout.enforce_eager=true", "rollout.kv_cache_gb=0.5", "selfplay.propose_per_task=1",
+        "selfplay.solve_per_task=1", "selfplay.n_solve=2", "selfplay.n_mc=2", "selfplay.max_tokens=16",
+        "selfplay.tasks=[deduction, math]"]
+
+
+def test_tiny_bench_writes_json_plot_and_table(tmp_path):
+    cmd = [sys.executable, "-m", "minazr", "bench", "--workers", "1,2", "--prompts", "4", "--max-tokens", "8",
+           "--repeats", "1", "--out", str(tmp_path), *TINY]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "| rollout pool, 2 worker(s) |" in res.stdout and "plain vLLM, one process" in res.stdout
+    r = json.loads((tmp_path / "bench.json").read_text())
+    for key in ("rollout_tokens_per_s", "vllm_ceiling_tokens_per_s", "hf_batched_tokens_per_s",
+                "hf_single_tokens_per_s", "weight_sync_s"):
+        assert r[key] > 0, key
+    assert [p["workers"] for p in r["per_workers"]] == [1, 2]
+    assert all(p["output_tokens_per_s"] > 0 and p["requests_per_s"] > 0 for p in r["per_workers"])
+    assert set(r["step_breakdown_s"]) >= {"generate", "execute", "learner_update", "weight_sync", "other", "total"}
+    assert r["step_breakdown_s"]["total"] > 0 and r["weight_sync"]["bytes"] > 0
+    assert r["model"] == "smollm2-135m-instruct" and r["prompts"] == 4 and r["max_tokens"] == 8
+    assert r["device"].startswith("cpu")
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_rejects_bad_worker_lists():
+    res = subprocess.run([sys.executable, "-m", "minazr", "bench", "--workers", "0,x"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2 and "--workers must be positive integers" in res.stderr
