@@ -51,7 +51,7 @@ def test_memory_bomb(checked, raw):
 def test_infinite_loop_stops_at_timeout(checked):
     t0 = time.monotonic()
     rejected(checked, "def f():\n    while True:\n        pass", "timeout after 1s", timeout_s=1)
-    assert time.monotonic() - t0 < 1 + 2.0 + 1.0  # timeout plus margin, for the first of the two runs only
+    assert time.monotonic() - t0 < 1 + 2.0 + 3.0  # timeout plus the 2 s margin (plus slack for a busy machine)
 
 
 def test_deep_recursion(checked):
@@ -160,10 +160,8 @@ def test_threads(checked, raw):
 
 
 def test_printing_megabytes_is_discarded(checked):
-    t0 = time.monotonic()
     res = checked.run("def f():\n    for _ in range(100):\n        print('x' * 1_000_000)\n    return 7", "")
-    assert res.ok and res.output == "7", res
-    assert time.monotonic() - t0 < 10
+    assert res.ok and res.output == "7", res  # within the 5 s timeout: nothing was written anywhere
 
 
 def test_repr_that_never_ends(checked):
@@ -186,7 +184,7 @@ def test_a_validation_run_stays_within_its_timeout(checked):
     t0 = time.monotonic()
     res = checked.run("def f(n):\n    s = 0\n    while s < n:\n        s += 1\n    return s", "1000000000", timeout_s=2)
     assert not res.ok and "timeout" in res.error
-    assert time.monotonic() - t0 < 2 + 2.0 + 0.5
+    assert time.monotonic() - t0 < 2 * 2 - 0.1  # two runs one after the other would need at least 4 s
 
 
 def test_tampering_with_the_audit_hook_does_not_loosen_it(checked, raw):
