@@ -183,3 +183,19 @@ def test_fill_buffers_seeds_to_target(executor):
                                           + fence("input", "1")])
     rounds = fill_buffers(policy, buffers, tasks, executor, cfg, RENDER, random.Random(0), target=5, max_rounds=10)
     assert len(buffers["deduction"]) == 5 and rounds == 2
+
+
+def test_sandbox_failures_are_dropped_not_penalised(executor):
+    """A result that is the sandbox's fault (a crashed server) must not become a -1 for the model."""
+    from minazr.executor import INFRA_PREFIX, ExecResult
+
+    class FlakyExecutor:
+        def map(self, jobs, timeout_s):
+            return [ExecResult(False, error=f"{INFRA_PREFIX} sandbox server exited (code -9)") for _ in jobs]
+
+    cfg, tasks, buffers = setup(["deduction"], propose_per_task=2, solve_per_task=0)
+    seed_buffers(buffers, tasks, executor)
+    policy = ScriptedPolicy(lambda p, n: [fence("python", "def f(x):\n    return x") + fence("input", "1")])
+    res = selfplay_step(policy, buffers, tasks, FlakyExecutor(), cfg, AZR, RENDER, random.Random(0), step=1)
+    assert res.samples == [] and res.metrics["sandbox_failures"] == 2
+    assert len(buffers["deduction"]) == 1  # nothing added on the sandbox's word
