@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from minazr.config import ConfigError, docs_markdown, load_config, save_config, to_dict
+from minazr.config import ConfigError, docs_markdown, load_config, to_dict
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,9 +91,7 @@ def _guarded(fn) -> int:
 
 def _not_yet(name: str, issue: str):
     def run(cfg, args) -> int:
-        path = save_config(cfg, cfg.run.out_dir) if name == "train" else None
-        where = f" (resolved config written to {path})" if path else ""
-        print(f"minazr {name}: not available yet: it arrives with the {issue}{where}", file=sys.stderr)
+        print(f"minazr {name}: not available yet: it arrives with the {issue}", file=sys.stderr)
         return 1
 
     return run
