@@ -22,7 +22,7 @@ def start_workers(model_path: str, cfg, seed: int) -> list:
     for i in range(cfg.num_workers):
         env = {"VLLM_LOGGING_LEVEL": "ERROR", "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error",
                "HF_HUB_DISABLE_PROGRESS_BARS": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": str(threads)}
-        actor = RolloutWorker.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, name=None,
+        actor = RolloutWorker.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
                                       runtime_env={"env_vars": env}, max_concurrency=1)
         workers.append(actor.remote(str(model_path), cfg, seed, i, cfg.num_workers))
     ray.get([w.info.remote() for w in workers], timeout=cfg.timeout_s)

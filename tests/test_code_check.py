@@ -64,3 +64,10 @@ def test_rejects_with_reason(code, reason):
 ])
 def test_inputs(inputs, ok):
     assert (check_inputs(inputs) is None) == ok
+
+
+def test_static_and_runtime_ban_lists_agree():
+    # sandbox_server.py is a stdlib-only script and keeps its own copy; the two must not drift apart
+    from minazr import code_check, sandbox_server
+
+    assert sandbox_server.BANNED_MODULES == code_check.BANNED_MODULES
