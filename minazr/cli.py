@@ -3,7 +3,8 @@
     minazr setup                                            install the embedded model, fix the torch extras
     minazr train  [--config PATH] [--resume RUN_DIR] [section.key=value ...]   AZR self-play training
     minazr bench  [--config PATH] [--workers 1,2] [--prompts N] [--max-tokens T] [--out DIR]   throughput benchmark
-    minazr eval   [--config PATH] [section.key=value ...]   GSM8K / CRUXEval evaluation (lands with the eval issue)
+    minazr eval   [--config PATH] [--model M ...] [--benchmarks gsm8k,cruxeval-o,cruxeval-i] [--limit N]
+                  [--data-dir DIR] [--out DIR] [overrides]  greedy pass@1 of one or several models (comparison table)
     minazr config [--config PATH] [--docs] [overrides]      print the resolved config, or the field reference
     minazr bench-executor [--config PATH] [--programs N] [--out DIR] [overrides]   sandbox programs per second
 
@@ -42,7 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--max-tokens", type=int, default=128, help="tokens per completion (default 128)")
     bench.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, median kept (default 3)")
     bench.add_argument("--out", metavar="DIR", default="runs/bench", help="output directory (default runs/bench)")
-    command("eval", "Evaluate a model on GSM8K and CRUXEval.")
+    ev = command("eval", "Evaluate models (greedy pass@1) on GSM8K and CRUXEval through the rollout workers.")
+    ev.add_argument("--model", action="append", metavar="NAME_OR_PATH",
+                    help="embedded model name, HF directory, hub id, training run directory (latest checkpoint) "
+                         "or checkpoint directory; repeat (or separate by commas) to compare several "
+                         "(default: model.name)")
+    ev.add_argument("--benchmarks", help="comma-separated: gsm8k, cruxeval-o, cruxeval-i (default: eval.benchmarks)")
+    ev.add_argument("--limit", type=int, help="items per benchmark, 0 for all (default: eval.limit)")
+    ev.add_argument("--data-dir", metavar="DIR", help="folder with gsm8k_test.jsonl and cruxeval.jsonl "
+                                                      "(default: eval.data_dir, else the shipped copies)")
+    ev.add_argument("--out", metavar="DIR", default="runs/eval", help="output directory (default runs/eval)")
     cfg = command("config", "Print the resolved config as YAML.")
     cfg.add_argument("--docs", action="store_true", help="print the reference table of every config field instead")
     be = command("bench-executor", "Measure sandboxed programs per second through the executor pool.")
@@ -70,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _guarded(fn) -> int:
     """Expected failures (bad model name, missing checkpoint) become one line on stderr and exit code 2."""
+    from minazr.benchmarks import DataError
     from minazr.models import ModelError
     from minazr.train import TrainError
 
@@ -84,17 +95,12 @@ def _guarded(fn) -> int:
     except TrainError as e:
         print(f"minazr: {e}", file=sys.stderr)
         return 2
+    except DataError as e:
+        print(f"minazr: data error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("minazr: interrupted", file=sys.stderr)
         return 130
-
-
-def _not_yet(name: str, issue: str):
-    def run(cfg, args) -> int:
-        print(f"minazr {name}: not available yet: it arrives with the {issue}", file=sys.stderr)
-        return 1
-
-    return run
 
 
 def _config(cfg, args) -> int:
@@ -131,6 +137,22 @@ def _bench(cfg, args) -> int:
     return 0
 
 
+def _eval(cfg, args) -> int:
+    from minazr.evaluate import run_eval
+
+    models = [m.strip() for spec in (args.model or [cfg.model.name]) for m in spec.split(",") if m.strip()]
+    names = [b.strip() for b in args.benchmarks.split(",") if b.strip()] if args.benchmarks else cfg.eval.benchmarks
+    limit = cfg.eval.limit if args.limit is None else args.limit
+    if limit < 0:
+        print("minazr: --limit must be 0 (all) or more", file=sys.stderr)
+        return 2
+    if not models or not names:
+        print("minazr: give at least one model and one benchmark", file=sys.stderr)
+        return 2
+    run_eval(cfg, models, names, limit or None, args.data_dir or cfg.eval.data_dir or None, args.out)
+    return 0
+
+
 def _train(cfg, args) -> int:
     from minazr.train import run_training
 
@@ -141,7 +163,7 @@ def _train(cfg, args) -> int:
 COMMANDS = {
     "train": _train,
     "bench": _bench,
-    "eval": _not_yet("eval", "eval issue"),
+    "eval": _eval,
     "config": _config,
     "bench-executor": _bench_executor,
 }

@@ -163,6 +163,22 @@ class AdvantagesConfig:
 
 
 @dataclass
+class EvalConfig:
+    benchmarks: list[str] = param(["gsm8k", "cruxeval-o", "cruxeval-i"],
+                                  "Benchmarks `minazr eval` runs (and `minazr train` when eval.every > 0).",
+                                  choices=("gsm8k", "cruxeval-o", "cruxeval-i"))
+    limit: int = param(0, "Items per benchmark, from the start of each file; 0 evaluates all (GSM8K 1319, "
+                          "CRUXEval 800 each).", min=0)
+    max_tokens: int = param(512, "Longest completion per item, in tokens (greedy decoding).", min=1)
+    chunk: int = param(256, "Prompts sent to the rollout workers per generate call (progress is reported per "
+                            "chunk; bigger chunks batch better).", min=1)
+    every: int = param(0, "During `minazr train`, evaluate the current weights every N steps and at the end, "
+                          "logging eval/<benchmark> metrics; 0: never (on CPU also set eval.limit).", min=0)
+    data_dir: str = param("", "Folder with gsm8k_test.jsonl and cruxeval.jsonl; empty uses the copies shipped "
+                              "in minazr/data.")
+
+
+@dataclass
 class RunConfig:
     out_dir: str = param("runs/latest", "Run directory: the resolved config, metrics and checkpoints go here.")
     seed: int = param(0, "Seed for every random choice the driver makes.", min=0)
@@ -179,6 +195,7 @@ class Config:
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
     advantages: AdvantagesConfig = field(default_factory=AdvantagesConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from minazr import checkpoint
 from minazr.buffer import Buffers
 from minazr.config import Config, save_config, to_dict
+from minazr.evaluate import evaluate, load_benchmarks, write_reports
 from minazr.executor import from_config as executor_from_config
 from minazr.metrics import MetricsSink, truncate_after
 from minazr.models import resolve_model
@@ -57,6 +58,8 @@ def run_training(cfg: Config, resume: str | None = None) -> Path:
         start_step, version, rng = 0, 0, random.Random(cfg.run.seed)
         model_path, optimizer_state = resolve_model(cfg.model.name), None
     save_config(cfg, run_dir)
+    evals = load_benchmarks(cfg.eval.benchmarks, cfg.eval.data_dir or None, cfg.eval.limit or None) \
+        if cfg.eval.every else None  # a bad data file fails now, not hours into the run
 
     from transformers import AutoTokenizer
 
@@ -73,7 +76,7 @@ def run_training(cfg: Config, resume: str | None = None) -> Path:
             buffers.load(ckpt / "buffers")
         else:
             _seed(cluster.pool, buffers, tasks, executor, cfg, render, rng)
-        _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer)
+        _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer, evals)
     finally:
         executor.close()
         sink.close()
@@ -84,7 +87,7 @@ def run_training(cfg: Config, resume: str | None = None) -> Path:
 # ---------------------------------------------------------------- the loop
 
 
-def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer) -> None:
+def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer, evals) -> None:
     scheme = RewardScheme.from_config(cfg.rewards)
     pipe = Pipeline(cluster.learner_handle(), cluster.pool_handle(), cfg.train.max_staleness, cluster.version,
                     cfg.advantages.weighting)
@@ -110,6 +113,13 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
         bar.set_postfix_str("learn")
         pipe.submit(step, result.samples, {**result.metrics, "_t0": t0})
         last = step + 1 == cfg.train.steps
+        if evals and ((step + 1) % cfg.eval.every == 0 or last):
+            bar.set_postfix_str("eval")
+            done = pipe.drain()  # evaluate the weights this step's update produced, now served by every worker
+            for s, metrics in done:
+                if s == step:
+                    metrics.update(_evaluate(cfg, run_dir, step, cluster.pool, executor, render, evals, bar.write))
+            finish(done)
         if last or (cfg.train.checkpoint_every and (step + 1) % cfg.train.checkpoint_every == 0):
             bar.set_postfix_str("checkpoint")
             finish(pipe.drain())
@@ -118,6 +128,18 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
     bar.close()
     print(f"minazr train: done. Run directory {run_dir}: metrics.jsonl, samples.jsonl, tb/ (TensorBoard), "
           f"checkpoints/{(checkpoint.latest(run_dir) or Path('-')).name} (HF model in model/)")
+
+
+def _evaluate(cfg, run_dir, step, pool, executor, render, evals, write) -> dict:
+    """eval/<benchmark> accuracy of the served weights; per-item results in RUN_DIR/eval/step_<step>/."""
+    t0 = time.perf_counter()
+    reports = evaluate(pool, executor, render, evals, cfg.eval.max_tokens, cfg.eval.chunk, cfg.executor.timeout_s)
+    summary = write_reports(run_dir / "eval" / f"step_{step:06d}", reports, f"{run_dir} after step {step}")
+    write(f"eval after step {step}: " + " | ".join(f"{name} {100 * s['accuracy']:.1f}% (n={s['n']})"
+                                                   for name, s in summary.items()))
+    metrics = {f"eval/{name}": s["accuracy"] for name, s in summary.items()}
+    metrics.update({f"eval/format_rate/{name}": s["format_rate"] for name, s in summary.items()})
+    return {**metrics, "time/eval": time.perf_counter() - t0}
 
 
 def _seed(pool, buffers, tasks, executor, cfg, render, rng) -> None:

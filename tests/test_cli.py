@@ -54,3 +54,20 @@ def test_bench_executor_runs(tmp_path):
     assert res.returncode == 0, res.stderr
     report = yaml.safe_load((tmp_path / "bench_executor.json").read_text())
     assert report["programs"] == 20 and report["failed"] == 0 and report["programs_per_s"] > 0
+
+
+def test_eval_bad_input_is_one_line(tmp_path):
+    cases = [
+        (["--benchmarks", "gsm8k,mmlu"], "minazr: data error: unknown benchmark 'mmlu'"),
+        (["--data-dir", str(tmp_path)], f"minazr: data error: {tmp_path}/gsm8k_test.jsonl: benchmark file not found"),
+        (["--model", "no-such-model", "--limit", "1"], "minazr: model error: unknown model 'no-such-model'"),
+        (["--model", str(tmp_path / "run"), "--limit", "1"], None),  # a run dir without checkpoints: next case
+        (["--limit", "-1"], "minazr: --limit must be 0 (all) or more"),
+    ]
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    cases[3] = (cases[3][0], f"minazr: model error: {tmp_path / 'run'}: run directory has no complete checkpoint")
+    for args, expected in cases:
+        res = minazr("eval", *args, "--out", str(tmp_path / "out"))
+        assert res.returncode == 2 and "Traceback" not in res.stderr, (args, res.stderr[-2000:])
+        assert res.stderr.strip().startswith(expected) and "\n" not in res.stderr.strip(), (args, res.stderr)
+    assert not (tmp_path / "out").exists()  # nothing started, nothing written

@@ -2,8 +2,9 @@
 
 test_two_workers_two_steps_push_weights: two rollout workers and a learner run two self-play steps; afterwards each
 worker's log-probs for a fixed completion match the learner's updated model and differ from the pre-update ones.
-test_minazr_train_cli_end_to_end: `minazr train` for one step writes metrics, samples and a checkpoint that
-transformers loads, and `--resume` continues from it.
+test_minazr_train_cli_end_to_end: `minazr train` for one step (evaluating after it) writes metrics with eval/
+keys, samples and a checkpoint that transformers loads; `--resume` continues from it; `minazr eval` then compares
+the base model with the run's checkpoint in one table.
 """
 
 import json
@@ -94,7 +95,8 @@ def test_two_workers_two_steps_push_weights(ray_local, executor, tmp_path):
 def test_minazr_train_cli_end_to_end(tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "minazr", "train", f"run.out_dir={run}", "train.steps=1", "learner.lr=1e-5",
-           "selfplay.tasks=[deduction, math]", *TINY]
+           "selfplay.tasks=[deduction, math]", "eval.every=1", "eval.limit=2", "eval.max_tokens=16",
+           "eval.benchmarks=[gsm8k, cruxeval-i]", *TINY]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "minazr train: done" in res.stdout
@@ -102,7 +104,8 @@ def test_minazr_train_cli_end_to_end(tmp_path):
     assert [m["step"] for m in metrics] == [0]
     m = metrics[0]
     for key in ("solve/accuracy/deduction", "propose/valid_rate/math", "buffer/math", "gen/tokens_per_s",
-                "time/weight_sync", "learner/grad_norm", "version_lag/max", "length/solve/deduction"):
+                "time/weight_sync", "learner/grad_norm", "version_lag/max", "length/solve/deduction",
+                "eval/gsm8k", "eval/cruxeval-i", "time/eval"):
         assert key in m, key
     assert m["version"] == 1 and m["time/weight_sync"] > 0
     assert (run / "samples.jsonl").read_text().count('"role"') >= 4
@@ -117,3 +120,19 @@ def test_minazr_train_cli_end_to_end(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [0, 1]  # no step skipped or repeated
+    rows = [json.loads(line) for line in (run / "eval" / "step_000001" / "gsm8k.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and {"id", "prompt", "completion", "extracted", "correct"} <= set(rows[0])
+
+    out = tmp_path / "compare"
+    res = subprocess.run([sys.executable, "-m", "minazr", "eval", "--model", "smollm2-135m-instruct", "--model",
+                          str(run), "--benchmarks", "gsm8k,cruxeval-o,cruxeval-i", "--limit", "3", "--out", str(out),
+                          "eval.max_tokens=24", *TINY], capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert list(comparison) == ["smollm2-135m-instruct", str(run)]
+    for model in comparison.values():
+        assert [(b, s["n"]) for b, s in model.items()] == [("gsm8k", 3), ("cruxeval-o", 3), ("cruxeval-i", 3)]
+    base = json.loads((out / "smollm2-135m-instruct" / "eval.json").read_text())
+    assert base == comparison["smollm2-135m-instruct"]
+    assert len((out / "smollm2-135m-instruct" / "cruxeval-o.jsonl").read_text().splitlines()) == 3
+    assert "| model | gsm8k | cruxeval-o | cruxeval-i |" in res.stdout and str(run) in res.stdout
