@@ -6,10 +6,14 @@ from learner.core import LearnerCore
 
 
 class _NodeLearner(LearnerCore):
-    """Binds the weight server to the address of the node the actor landed on (not to all interfaces)."""
+    """Binds the weight server to the address of the node the actor landed on, or to loopback when the whole
+    cluster is one machine; never to all interfaces."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, host=ray.util.get_node_ip_address(), **kwargs)
+    def __init__(self, *args, loopback: bool = False, **kwargs):
+        super().__init__(*args, host="127.0.0.1" if loopback else ray.util.get_node_ip_address(), **kwargs)
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
 
 
 Learner = ray.remote(_NodeLearner)
@@ -19,4 +23,10 @@ def start_learner(model_path: str, cfg, rollout_cfg, seed: int, optimizer_state:
     actor = Learner.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, max_concurrency=2,
                             runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
     return actor.remote(str(model_path), cfg, rollout_cfg.dtype, rollout_cfg.weight_bucket_mb, seed=seed,
-                        optimizer_state=optimizer_state)
+                        optimizer_state=optimizer_state, loopback=single_machine())
+
+
+def single_machine() -> bool:
+    """True when every live Ray node runs on this very machine (then loopback reaches them all)."""
+    addresses = {n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")}
+    return addresses == {ray.util.get_node_ip_address()}

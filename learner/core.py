@@ -48,7 +48,7 @@ class LearnerCore:
         self.version = 0
         self.publish_dtype = DTYPES[publish_dtype]
         self.bucket_mb = bucket_mb
-        self.server = WeightServer(host)
+        self.server = WeightServer(host, cfg.weight_port or None)
 
     # ------------------------------------------------------------ training
 

@@ -66,11 +66,11 @@ def _timed(fn, repeats: int) -> dict:
 
 
 def measure_pool(ray, model_path, cfg, workers: int, prompts, sampling, repeats) -> dict:
-    from rollout.worker import RolloutPool, start_workers
+    from rollout.worker import start_pool
 
     rcfg = dataclasses.replace(cfg.rollout, num_workers=workers,
                                num_cpus=min(cfg.rollout.num_cpus, (os.cpu_count() or 1) / workers))
-    pool = RolloutPool(start_workers(model_path, rcfg, cfg.run.seed), rcfg.timeout_s)
+    pool = start_pool(model_path, rcfg, cfg.run.seed)
 
     def run():
         gens = pool.generate([GenRequest(p, 1) for p in prompts], sampling)
@@ -80,8 +80,7 @@ def measure_pool(ray, model_path, cfg, workers: int, prompts, sampling, repeats)
     try:
         return {"workers": workers, **_timed(run, repeats)}
     finally:
-        for w in pool.workers:
-            ray.kill(w)
+        pool.close()
 
 
 def measure_ceiling(model_path, cfg, prompts, sampling, repeats) -> dict:
@@ -153,11 +152,11 @@ def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats) ->
     from minazr.rewards import RewardScheme
     from minazr.selfplay import seed_buffers, selfplay_step
     from minazr.train import _LearnerHandle, _PoolHandle
-    from rollout.worker import RolloutPool, start_workers
+    from rollout.worker import start_pool
 
     learner = start_learner(model_path, cfg.learner, cfg.rollout, cfg.run.seed)
     address = ray.get(learner.address.remote())
-    pool = RolloutPool(start_workers(model_path, cfg.rollout, cfg.run.seed), cfg.rollout.timeout_s)
+    pool = start_pool(model_path, cfg.rollout, cfg.run.seed)
     try:
         syncs = []
         for v in range(1, repeats + 2):
@@ -191,8 +190,8 @@ def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats) ->
         phases["total"] = total
         return sync, phases
     finally:
-        for a in [learner, *pool.workers]:
-            ray.kill(a)
+        pool.close()
+        ray.kill(learner)
 
 
 def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, repeats: int, out: str) -> dict:
@@ -211,8 +210,9 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
         bar.set_postfix_str("prompts")
         prompts = bench_prompts(cfg, tokenizer, n_prompts, executor)
         bar.update(1)
-        if not ray.is_initialized():
-            ray.init(address=cfg.train.ray_address or None, include_dashboard=False, logging_level="ERROR")
+        from minazr.train import connect_ray
+
+        connect_ray(cfg.train.ray_address or os.environ.get("RAY_ADDRESS") or None, cfg.train.worker_logs)
         per = []
         for w in workers:
             bar.set_postfix_str(f"pool x{w}")

@@ -82,6 +82,7 @@ def _guarded(fn) -> int:
     """Expected failures (bad model name, missing checkpoint) become one line on stderr and exit code 2."""
     from minazr.benchmarks import DataError
     from minazr.models import ModelError
+    from minazr.policy import PoolError
     from minazr.train import TrainError
 
     try:
@@ -94,6 +95,9 @@ def _guarded(fn) -> int:
         return 2
     except TrainError as e:
         print(f"minazr: {e}", file=sys.stderr)
+        return 2
+    except PoolError as e:
+        print(f"minazr: rollout: {e}", file=sys.stderr)
         return 2
     except DataError as e:
         print(f"minazr: data error: {e}", file=sys.stderr)

@@ -53,8 +53,18 @@ class RolloutConfig:
                             min=0.0)
     gpu_memory_utilization: float = param(0.85, "Fraction of GPU memory a GPU engine may use.", min=0.05, max=1.0)
     weight_bucket_mb: float = param(64.0, "Size of the buckets weights travel in over ZMQ, in MiB.", min=1.0)
-    timeout_s: float = param(1800.0, "Longest a generate or weight-load call on a worker may take before the "
-                                     "step fails with an error.", min=1.0)
+    timeout_s: float = param(1800.0, "Longest any remote call (a generate chunk, a weight load, a learner "
+                                     "update) may take before the run stops with an error naming it.", min=1.0)
+    placement: str = param("spread", "How rollout workers are placed on a cluster (a Ray placement group, one "
+                                     "bundle of num_cpus/num_gpus per worker): spread (across nodes where "
+                                     "possible), strict_spread (one per node), pack, strict_pack, or none (Ray's "
+                                     "default scheduling).",
+                           choices=("spread", "strict_spread", "pack", "strict_pack", "none"))
+    chunks_per_worker: int = param(2, "With several workers, each generation phase is cut into this many chunks "
+                                      "per worker, handed to whichever worker is free: a slow worker holds back "
+                                      "at most one chunk. 1: one equal share each (biggest batches).", min=1)
+    max_restarts: int = param(3, "Rollout workers that may die and be replaced during a run; a dead worker's "
+                                 "unfinished requests are generated again elsewhere.", min=0)
 
 
 @dataclass
@@ -74,6 +84,8 @@ class LearnerConfig:
     num_cpus: float = param(0.0, "Ray CPU resource the learner reserves (0 on one small machine: it shares the "
                                  "cores with the engines, which idle while it trains).", min=0.0)
     num_gpus: float = param(0.0, "GPUs for the learner; > 0 trains on CUDA.", min=0.0)
+    weight_port: int = param(0, "TCP port of the learner's ZMQ weight server, bound to the learner node's own "
+                                "address; 0 picks a free port.", min=0, max=65535)
 
 
 @dataclass
@@ -90,6 +102,9 @@ class TrainConfig:
     wandb: bool = param(False, "Also log to Weights & Biases (needs `pip install wandb` and a login).")
     ray_address: str = param("", "Ray cluster to join ('auto', or host:port); empty joins a local running "
                                  "cluster if there is one, else starts one.")
+    worker_logs: bool = param(False, "Forward the output of rollout workers and the learner (vLLM and Ray logs) to "
+                                     "this console; either way failures reach the driver as errors, and Ray keeps "
+                                     "the logs under its session directory (/tmp/ray/session_latest/logs).")
 
 
 @dataclass

@@ -13,7 +13,6 @@ DIR/<label>/ and DIR/comparison.json + a comparison table. `minazr train` reuses
 """
 
 import json
-import logging
 import math
 import os
 import re
@@ -170,32 +169,28 @@ def table(results: dict[str, dict]) -> str:
 
 def run_eval(cfg, models: list[str], names: list[str], limit: int | None, data_dir: str | None, out: str) -> dict:
     """Evaluate each model in turn on fresh rollout workers; returns {model: {benchmark: summary}}."""
-    import ray
     from transformers import AutoTokenizer
 
     from minazr.executor import from_config as executor_from_config
-    from minazr.train import QUIET_ENV
-    from rollout.worker import RolloutPool, start_workers
+    from minazr.train import connect_ray
+    from rollout.worker import start_pool
 
     loaded = load_benchmarks(names, data_dir, limit)
     paths = {spec: resolve_eval_model(spec) for spec in models}  # every model checked before any engine starts
     if len(set(map(label, models))) < len(models):
         raise ModelError("two models map to the same output folder name; name them differently")
-    if not ray.is_initialized():
-        ray.init(address=cfg.train.ray_address or os.environ.get("RAY_ADDRESS") or None,
-                 logging_level=logging.WARNING, include_dashboard=False, runtime_env={"env_vars": QUIET_ENV})
+    connect_ray(cfg.train.ray_address or os.environ.get("RAY_ADDRESS") or None, cfg.train.worker_logs)
     results = {}
     with executor_from_config(cfg.executor) as executor:
         for spec, path in paths.items():
             print(f"minazr eval: {spec} ({path})", flush=True)
             render = Renderer(cfg.selfplay.prompt_template, AutoTokenizer.from_pretrained(path))
-            pool = RolloutPool(start_workers(path, cfg.rollout, cfg.run.seed), cfg.rollout.timeout_s)
+            pool = start_pool(path, cfg.rollout, cfg.run.seed)
             try:
                 reports = evaluate(pool, executor, render, loaded, cfg.eval.max_tokens, cfg.eval.chunk,
                                    cfg.executor.timeout_s)
             finally:
-                for w in pool.workers:
-                    ray.kill(w)
+                pool.close()
             where = Path(out) if len(models) == 1 else Path(out) / label(spec)
             results[spec] = write_reports(where, reports, spec)
     if len(models) > 1:

@@ -5,8 +5,20 @@ the prompt's token ids and n completions with their token ids and behaviour log-
 of the weights that produced them. The rollout workers implement it with vLLM; tests implement it with scripts.
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
+
+
+class PoolError(RuntimeError):
+    """The rollout workers cannot serve (placement impossible, a hang, too many deaths); one line for the user."""
+
+
+def root_cause(error: Exception) -> str:
+    """The innermost 'SomeError: message' line of a remote error (Ray wraps the remote traceback in its text)."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    causes = [ln for ln in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b:", ln)]
+    return (causes[-1] if causes else lines[0] if lines else type(error).__name__)[:300]
 
 
 @dataclass(frozen=True)
@@ -15,6 +27,8 @@ class Sampling:
     top_p: float = 1.0
     max_tokens: int = 512
     ignore_eos: bool = False  # benchmarks only: always generate max_tokens
+    seed: int | None = None  # request i of a generate call samples with seed + i: reproducible, whatever the
+    #                          worker or batch it lands in (resumed runs regenerate what the original run did)
 
 
 @dataclass(frozen=True)

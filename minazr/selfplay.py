@@ -73,7 +73,7 @@ class _Ids:
 def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], executor: Executor, cfg,
                   scheme: RewardScheme, render, rng: random.Random, step: int, timeout_s: float = 5.0,
                   estimator: str = "trr++", weighting: str = "token", on_phase=None) -> StepResult:
-    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens)
+    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens, seed=rng.randrange(2**31))
     ids, timings = _Ids(), {}
     phase = on_phase or (lambda name: None)
 
@@ -241,8 +241,8 @@ def fill_buffers(policy, buffers, tasks, executor, cfg, render, rng, target: int
                  timeout_s: float = 5.0, on_round=None) -> int:
     """The seeding phase: rounds of propose + validate (no training) until every buffer holds `target` entries or
     `max_rounds` have run. Returns the number of rounds."""
-    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens)
     for rounds in range(max_rounds):
+        sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens, seed=rng.randrange(2**31))
         short = {n: t for n, t in tasks.items() if len(buffers[n]) < target}
         if not short:
             return rounds

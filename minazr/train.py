@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import random
+import socket
 import time
 from pathlib import Path
 
@@ -51,9 +52,14 @@ def run_training(cfg: Config, resume: str | None = None) -> Path:
     if resume and ckpt is None:
         raise TrainError(f"{run_dir}: no complete checkpoint to resume from")
     if ckpt:
-        start_step, version, rng = checkpoint.load_driver_state(ckpt)
+        try:
+            checkpoint.verify(ckpt)
+            start_step, version, rng = checkpoint.load_driver_state(ckpt)
+        except ValueError as e:
+            raise TrainError(f"cannot resume: {e}") from None
         model_path, optimizer_state = ckpt / "model", str(ckpt / "learner_state.pt")
-        truncate_after(run_dir / "metrics.jsonl", start_step - 1)
+        for log_file in ("metrics.jsonl", "samples.jsonl"):  # steps after the checkpoint are redone, not repeated
+            truncate_after(run_dir / log_file, start_step - 1)
     else:
         start_step, version, rng = 0, 0, random.Random(cfg.run.seed)
         model_path, optimizer_state = resolve_model(cfg.model.name), None
@@ -68,9 +74,10 @@ def run_training(cfg: Config, resume: str | None = None) -> Path:
     tasks = {n: make_task(n, k_references=cfg.selfplay.k_references, induction_inputs=cfg.selfplay.induction_inputs,
                           induction_min_pairs=cfg.selfplay.induction_min_pairs) for n in cfg.selfplay.tasks}
     sink = MetricsSink(run_dir, cfg.train.tensorboard, cfg.train.wandb, to_dict(cfg))
-    cluster = _Cluster(cfg, model_path, optimizer_state, version)
-    executor = executor_from_config(cfg.executor)
+    cluster = executor = None
     try:
+        cluster = _Cluster(cfg, model_path, optimizer_state, version, run_dir)
+        executor = executor_from_config(cfg.executor)
         buffers = Buffers.empty(tasks, cfg.buffer.cap)
         if ckpt:
             buffers.load(ckpt / "buffers")
@@ -78,9 +85,11 @@ def run_training(cfg: Config, resume: str | None = None) -> Path:
             _seed(cluster.pool, buffers, tasks, executor, cfg, render, rng)
         _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer, evals)
     finally:
-        executor.close()
+        if executor is not None:
+            executor.close()
         sink.close()
-        cluster.close()
+        if cluster is not None:
+            cluster.close()
     return run_dir
 
 
@@ -111,7 +120,7 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
         if cfg.train.sample_table_every and step % cfg.train.sample_table_every == 0:
             _sample_table(run_dir, step, result.samples, bar.write)
         bar.set_postfix_str("learn")
-        pipe.submit(step, result.samples, {**result.metrics, "_t0": t0})
+        pipe.submit(step, result.samples, {**result.metrics, "rollout/restarts": cluster.pool.restarts, "_t0": t0})
         last = step + 1 == cfg.train.steps
         if evals and ((step + 1) % cfg.eval.every == 0 or last):
             bar.set_postfix_str("eval")
@@ -196,27 +205,44 @@ def _sample_table(run_dir: Path, step: int, samples, write) -> None:
 
 
 class _Cluster:
-    """Ray, the learner actor and the rollout workers, started in that order and closed together."""
+    """Ray, the learner actor and the rollout workers, started in that order and closed together.
 
-    def __init__(self, cfg: Config, model_path, optimizer_state, version: int):
+    Every remote call has a deadline (rollout.timeout_s); a hang, a dead learner or workers that cannot be placed
+    become a TrainError with one line for the user (rollout worker deaths are handled by the pool itself).
+    """
+
+    def __init__(self, cfg: Config, model_path, optimizer_state, version: int, run_dir: Path):
         import ray
 
         from learner.actor import start_learner
-        from rollout.worker import RolloutPool, start_workers
+        from rollout.worker import start_pool
 
         self.ray = ray
         self.timeout_s = cfg.rollout.timeout_s
-        address = cfg.train.ray_address or os.environ.get("RAY_ADDRESS") or None
-        if not ray.is_initialized():
-            ray.init(address=address, logging_level=logging.WARNING, include_dashboard=False,
-                     runtime_env={"env_vars": QUIET_ENV})
-        self.learner = start_learner(model_path, cfg.learner, cfg.rollout, cfg.run.seed, optimizer_state)
-        ray.get(self.learner.set_version.remote(version), timeout=self.timeout_s)
-        self.address = ray.get(self.learner.address.remote(), timeout=self.timeout_s)
-        ray.get(self.learner.publish.remote(), timeout=self.timeout_s)
-        self.pool = RolloutPool(start_workers(model_path, cfg.rollout, cfg.run.seed), self.timeout_s)
-        self.pool.load_weights(self.address, version)  # every worker serves exactly the learner's weights
-        self.version = version
+        self.learner, self.pool = None, None
+        connect_ray(cfg.train.ray_address or os.environ.get("RAY_ADDRESS") or None, cfg.train.worker_logs)
+        try:
+            self.learner = start_learner(model_path, cfg.learner, cfg.rollout, cfg.run.seed, optimizer_state)
+            self.address = remote_call(ray, self.learner.address.remote(), self.timeout_s, "start the learner",
+                                       resumable=False)
+            remote_call(ray, self.learner.set_version.remote(version), self.timeout_s, "set the learner's version")
+            remote_call(ray, self.learner.publish.remote(), self.timeout_s, "publish weights")
+            self.pool = start_pool(model_path, cfg.rollout, cfg.run.seed)
+            self.pool.load_weights(self.address, version)  # every worker serves exactly the learner's weights
+            self.version = version
+            self.describe(run_dir)
+        except BaseException:
+            self.close()
+            raise
+
+    def describe(self, run_dir: Path) -> dict:
+        """Where everything runs (RUN_DIR/cluster.json): node ids and addresses of the learner and each worker."""
+        layout = {"learner": {"address": self.address,
+                              "node_id": remote_call(self.ray, self.learner.node_id.remote(), self.timeout_s,
+                                                     "describe the learner")},
+                  "workers": self.pool.info(), "nodes": len(self.ray.nodes())}
+        (run_dir / "cluster.json").write_text(json.dumps(layout, indent=2) + "\n")
+        return layout
 
     def learner_handle(self):
         return _LearnerHandle(self.ray, self.learner, self.timeout_s)
@@ -225,14 +251,58 @@ class _Cluster:
         return _PoolHandle(self.pool, self.address)
 
     def save_learner(self, directory: Path) -> None:
-        self.ray.get(self.learner.save.remote(str(directory)), timeout=self.timeout_s)
+        remote_call(self.ray, self.learner.save.remote(str(directory)), self.timeout_s, "save a checkpoint")
 
     def close(self) -> None:
-        for actor in [self.learner, *self.pool.workers]:
+        if self.pool is not None:
+            self.pool.close()
+        if self.learner is not None:
             try:
-                self.ray.kill(actor)
+                self.ray.kill(self.learner)
             except Exception:  # already gone: nothing to close
                 pass
+
+
+def connect_ray(address: str | None, worker_logs: bool = False) -> None:
+    """Join the cluster at `address` ('auto', host:port, ray://...); with none, join a cluster running on this
+    machine, else start a private one on the loopback interface (so the weight server binds 127.0.0.1)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs = dict(logging_level=logging.WARNING, runtime_env={"env_vars": QUIET_ENV}, log_to_driver=worker_logs)
+    if address and address != "auto" and not address.startswith("ray://"):
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+        except (OSError, ValueError) as e:
+            raise TrainError(f"cannot reach the Ray cluster at {address}: {getattr(e, 'strerror', None) or e} "
+                             f"(train.ray_address / RAY_ADDRESS)") from None
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+            return
+        try:
+            ray.init(address="auto", **kwargs)
+        except ConnectionError:  # nothing running here: a local cluster of our own
+            ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
+    except ConnectionError as e:
+        raise TrainError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0][:200]}") from None
+
+
+def remote_call(ray, ref, timeout_s: float, what: str, resumable: bool = True):
+    """ray.get with a deadline; a timeout or a dead actor becomes a TrainError naming what was being done."""
+    from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+    from minazr.policy import root_cause
+
+    try:
+        return ray.get(ref, timeout=timeout_s)
+    except GetTimeoutError:
+        raise TrainError(f"timed out after {timeout_s:.0f} s waiting to {what} (rollout.timeout_s)") from None
+    except (RayActorError, RayTaskError) as e:
+        hint = "; resume with `minazr train --resume RUN_DIR`" if resumable else ""
+        raise TrainError(f"failed to {what}: {root_cause(e)}{hint}") from None
 
 
 class _LearnerHandle:
@@ -248,7 +318,7 @@ class _Result:
         self.ray, self.ref, self.timeout_s = ray, ref, timeout_s
 
     def result(self) -> dict:
-        return self.ray.get(self.ref, timeout=self.timeout_s)
+        return remote_call(self.ray, self.ref, self.timeout_s, "run a learner update")
 
 
 class _PoolHandle:

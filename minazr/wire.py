@@ -13,6 +13,7 @@ fetch the current weights whenever it comes up.
 """
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -78,7 +79,13 @@ class WeightServer:
         self._sock = self._ctx.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
         if port:
-            self._sock.bind(f"tcp://{host}:{port}")
+            try:
+                self._sock.bind(f"tcp://{host}:{port}")
+            except zmq.ZMQError as e:
+                self._sock.close()
+                self._ctx.term()
+                raise OSError(f"weight server cannot bind {host}:{port}: {os.strerror(e.errno)} "
+                              f"(learner.weight_port)") from None
         else:
             port = self._sock.bind_to_random_port(f"tcp://{host}")
         self.address = f"tcp://{host}:{port}"

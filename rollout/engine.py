@@ -48,15 +48,19 @@ class RolloutEngine:
         self.worker_index = worker_index
         self.binding = os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
 
-    def generate(self, requests: list[tuple[str, int]], sampling: Sampling) -> list[Generation]:
-        """n completions per prompt with token ids, behaviour log-probs of the sampled tokens, finish reasons."""
+    def generate(self, requests: list[tuple[str, int]], sampling: Sampling,
+                 seeds: list[int] | None = None) -> list[Generation]:
+        """n completions per prompt with token ids, behaviour log-probs of the sampled tokens, finish reasons;
+        `seeds` (one per request) makes each request's sampling reproducible."""
         from vllm import SamplingParams
 
         if not requests:
             return []
+        seeds = seeds or [None] * len(requests)
         params = [SamplingParams(n=n, temperature=sampling.temperature, top_p=sampling.top_p,
-                                 max_tokens=sampling.max_tokens, ignore_eos=sampling.ignore_eos, logprobs=0)
-                  for _, n in requests]
+                                 max_tokens=sampling.max_tokens, ignore_eos=sampling.ignore_eos, logprobs=0,
+                                 seed=seed)
+                  for (_, n), seed in zip(requests, seeds)]
         outs = self.llm.generate([p for p, _ in requests], params, use_tqdm=False)
         gens = []
         for out in outs:
@@ -86,5 +90,14 @@ class RolloutEngine:
         return [lp[i][token_ids[i]].logprob for i in range(start, len(token_ids))]
 
     def info(self) -> dict:
+        """Who and where this engine is: slot, served version, core binding, host, pid, Ray node id and IP."""
+        node_id, node_ip = None, None
+        try:
+            import ray
+
+            if ray.is_initialized():
+                node_id, node_ip = ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()
+        except ImportError:  # the plain engine runs without Ray too
+            pass
         return {"worker": self.worker_index, "version": self.version, "binding": self.binding,
-                "node": os.uname().nodename, "pid": os.getpid()}
+                "node": os.uname().nodename, "pid": os.getpid(), "node_id": node_id, "node_ip": node_ip}

@@ -1,67 +1,189 @@
 """RolloutWorker: the Ray actor around RolloutEngine, and RolloutPool, the Policy the self-play step uses.
 
-The pool spreads each phase's requests over all workers by load (the number of completions each must generate),
-calls them in parallel, and reassembles the results in request order.
+    pool = start_pool(model_path, cfg.rollout, seed)      # placement group, workers up, ready to serve
+    pool.load_weights("tcp://10.0.0.5:5555", None)         # every worker serves the learner's newest version
+    gens = pool.generate(requests, sampling)               # one Generation per request, in request order
+    pool.close()
+
+Scheduling: each phase's requests are cut into chunks of about equal load (completions to generate), largest
+first, `rollout.chunks_per_worker` per worker; a worker takes the next chunk as soon as it returns one, so a slow
+worker holds back at most its last chunk. Failures: when a worker process dies (a crash, the OOM killer, SIGKILL),
+its unfinished chunk goes back to the queue, a replacement actor starts on the same placement bundle, fetches the
+newest weights before it serves, and takes work again; results are written by request index exactly once, so no
+sample is lost or counted twice. Every remote call has a deadline (`rollout.timeout_s`): a hang becomes PoolError
+naming the worker, never a frozen run.
 """
 
 import os
+import time
+from collections import deque
 
 import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from minazr.policy import GenRequest, Generation, Sampling
+from minazr.policy import GenRequest, Generation, PoolError, Sampling, root_cause
 from rollout.engine import RolloutEngine
 
 RolloutWorker = ray.remote(RolloutEngine)
+WORKER_ENV = {"VLLM_LOGGING_LEVEL": "ERROR", "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error",
+              "HF_HUB_DISABLE_PROGRESS_BARS": "1", "PYTHONWARNINGS": "ignore"}
 
 
-def start_workers(model_path: str, cfg, seed: int) -> list:
-    """Create cfg.num_workers RolloutWorker actors and wait until every engine is up."""
-    workers = []
-    # Ray caps OMP_NUM_THREADS at the actor's num_cpus; give the engine as many threads as cores it is bound to
-    threads = cfg.cpu_cores_per_worker or max(1, (os.cpu_count() or 1) // cfg.num_workers)
-    for i in range(cfg.num_workers):
-        env = {"VLLM_LOGGING_LEVEL": "ERROR", "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error",
-               "HF_HUB_DISABLE_PROGRESS_BARS": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": str(threads)}
-        actor = RolloutWorker.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
-                                      runtime_env={"env_vars": env}, max_concurrency=1)
-        workers.append(actor.remote(str(model_path), cfg, seed, i, cfg.num_workers))
-    ray.get([w.info.remote() for w in workers], timeout=cfg.timeout_s)
-    return workers
+def start_pool(model_path: str, cfg, seed: int) -> "RolloutPool":
+    """cfg.num_workers workers placed per cfg.placement, each engine up; a PoolError if they cannot be placed."""
+    group = _placement_group(cfg)
+
+    def spawn(i: int):
+        # Ray caps OMP_NUM_THREADS at the actor's num_cpus; give the engine as many threads as cores it is bound to
+        threads = cfg.cpu_cores_per_worker or max(1, (os.cpu_count() or 1) // cfg.num_workers)
+        options = dict(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, max_concurrency=1,
+                       runtime_env={"env_vars": {**WORKER_ENV, "OMP_NUM_THREADS": str(threads)}})
+        if group is not None:
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i)
+        return RolloutWorker.options(**options).remote(str(model_path), cfg, seed, i, cfg.num_workers)
+
+    pool = RolloutPool([spawn(i) for i in range(cfg.num_workers)], cfg.timeout_s, spawn=spawn,
+                       max_restarts=cfg.max_restarts, chunks_per_worker=cfg.chunks_per_worker, group=group)
+    pool.wait_ready()
+    return pool
 
 
-def split_by_load(requests: list[GenRequest], n_workers: int) -> list[list[int]]:
-    """Indices of the requests each worker gets: largest first, each to the least-loaded worker."""
-    loads = [0] * n_workers
-    parts: list[list[int]] = [[] for _ in range(n_workers)]
+def _placement_group(cfg):
+    """One bundle per worker with the strategy of rollout.placement (None: Ray's default scheduling)."""
+    if cfg.placement == "none" or (cfg.num_cpus == 0 and cfg.num_gpus == 0):
+        return None
+    bundle = {"CPU": cfg.num_cpus, **({"GPU": cfg.num_gpus} if cfg.num_gpus else {})}
+    group = placement_group([dict(bundle)] * cfg.num_workers, strategy=cfg.placement.upper())
+    try:
+        ray.get(group.ready(), timeout=min(cfg.timeout_s, 120.0))
+    except GetTimeoutError:
+        remove_placement_group(group)
+        raise PoolError(f"cannot place {cfg.num_workers} rollout workers of {bundle} with strategy "
+                        f"{cfg.placement!r}: the cluster has {ray.available_resources()} free "
+                        f"(rollout.num_workers, rollout.num_cpus, rollout.num_gpus, rollout.placement)") from None
+    return group
+
+
+def split_by_load(requests: list[GenRequest], parts: int) -> list[list[int]]:
+    """Indices of the requests in each part: largest first, each to the least-loaded part; empty parts dropped."""
+    loads = [0] * parts
+    out: list[list[int]] = [[] for _ in range(parts)]
     for i in sorted(range(len(requests)), key=lambda i: -requests[i].n):
-        w = loads.index(min(loads))
-        parts[w].append(i)
-        loads[w] += requests[i].n
-    return parts
+        p = loads.index(min(loads))
+        out[p].append(i)
+        loads[p] += requests[i].n
+    return [p for p in out if p]
 
 
 class RolloutPool:
-    """A Policy over Ray rollout workers."""
+    """A Policy over Ray rollout workers that survives worker deaths (see the module docstring)."""
 
-    def __init__(self, workers: list, timeout_s: float = 1800.0):
-        self.workers = workers
+    def __init__(self, workers: list, timeout_s: float = 1800.0, spawn=None, max_restarts: int = 0,
+                 chunks_per_worker: int = 1, group=None):
+        self.workers = list(workers)
         self.timeout_s = timeout_s
+        self.spawn = spawn  # i -> a new actor for slot i (None: deaths are fatal)
+        self.max_restarts = max_restarts
+        self.chunks_per_worker = chunks_per_worker
+        self.group = group
         self.versions = [0] * len(workers)
+        self.restarts = 0
+        self.address: str | None = None  # the weight server replacements fetch from
+
+    # ---- the Policy interface
 
     def generate(self, requests: list[GenRequest], sampling: Sampling) -> list[Generation]:
-        parts = split_by_load(requests, len(self.workers))
-        futures = [(idx, w.generate.remote([(requests[i].prompt, requests[i].n) for i in idx], sampling))
-                   for w, idx in zip(self.workers, parts) if idx]
+        parts = len(self.workers) * (self.chunks_per_worker if len(self.workers) > 1 else 1)
+        queue = deque(split_by_load(requests, parts))
+        idle = deque(range(len(self.workers)))
+        running: dict = {}  # ref -> (worker slot, chunk, deadline)
         out: list[Generation | None] = [None] * len(requests)
-        for idx, fut in futures:
-            for i, gen in zip(idx, ray.get(fut, timeout=self.timeout_s)):
-                out[i] = gen
+        while queue or running:
+            while queue and idle:
+                slot, chunk = idle.popleft(), queue.popleft()
+                seeds = None if sampling.seed is None else [sampling.seed + i for i in chunk]
+                ref = self.workers[slot].generate.remote([(requests[i].prompt, requests[i].n) for i in chunk],
+                                                         sampling, seeds)
+                running[ref] = (slot, chunk, time.monotonic() + self.timeout_s)
+            wait_s = max(0.0, min(d for _, _, d in running.values()) - time.monotonic())
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=wait_s)
+            if not ready:
+                slot = min(running.values(), key=lambda r: r[2])[0]
+                raise PoolError(f"rollout worker {slot} did not finish a generate call within "
+                                f"{self.timeout_s:.0f} s (rollout.timeout_s)")
+            slot, chunk, _ = running.pop(ready[0])
+            try:
+                gens = ray.get(ready[0])
+            except RayActorError as e:
+                self._replace(slot, e)
+                queue.appendleft(chunk)  # generated again, by whichever worker is free first
+            except RayTaskError as e:  # the engine raised: a bug or bad input, not a dead process
+                raise PoolError(f"rollout worker {slot} failed to generate: {root_cause(e)}") from None
+            else:
+                for i, gen in zip(chunk, gens):
+                    out[i] = gen
+            idle.append(slot)
         return out
 
     def load_weights(self, address: str, version: int | None) -> list[dict]:
-        stats = ray.get([w.load_weights.remote(address, version) for w in self.workers], timeout=self.timeout_s)
+        """Every worker fetches `version` (None: the newest) from the weight server at `address`."""
+        self.address = address
+        stats = []
+        for slot, ref in [(s, w.load_weights.remote(address, version)) for s, w in enumerate(self.workers)]:
+            try:
+                stats.append(self._get(ref, slot, "load weights"))
+            except RayActorError as e:
+                stats.append(self._replace(slot, e))  # the replacement fetches the newest weights itself
         self.versions = [s["version"] for s in stats]
         return stats
 
     def score(self, token_ids: list[int], start: int) -> list[list[float]]:
-        return ray.get([w.score.remote(token_ids, start) for w in self.workers], timeout=self.timeout_s)
+        return [self._get(w.score.remote(token_ids, start), s, "score") for s, w in enumerate(self.workers)]
+
+    # ---- lifecycle
+
+    def wait_ready(self) -> list[dict]:
+        return [self._get(w.info.remote(), s, "start") for s, w in enumerate(self.workers)]
+
+    def info(self) -> list[dict]:
+        return self.wait_ready()
+
+    def close(self) -> None:
+        for w in self.workers:
+            try:
+                ray.kill(w)
+            except Exception:  # already gone: nothing to close
+                pass
+        if self.group is not None:
+            remove_placement_group(self.group)
+            self.group = None
+
+    # ---- failures
+
+    def _get(self, ref, slot: int, what: str):
+        try:
+            return ray.get(ref, timeout=self.timeout_s)
+        except GetTimeoutError:
+            raise PoolError(f"rollout worker {slot} did not {what} within {self.timeout_s:.0f} s "
+                            f"(rollout.timeout_s)") from None
+        except RayTaskError as e:
+            raise PoolError(f"rollout worker {slot} failed to {what}: {root_cause(e)}") from None
+
+    def _replace(self, slot: int, error: Exception) -> dict:
+        """A new actor in `slot`, serving the newest weights; returns its load stats (or its info)."""
+        if self.spawn is None or self.restarts >= self.max_restarts:
+            raise PoolError(f"rollout worker {slot} died ({root_cause(error)}) and rollout.max_restarts="
+                            f"{self.max_restarts} replacements are used up") from None
+        self.restarts += 1
+        try:
+            ray.kill(self.workers[slot])
+        except Exception:  # the dead actor may already be cleaned up
+            pass
+        self.workers[slot] = self.spawn(slot)
+        stats = self._get(self.workers[slot].info.remote(), slot, "restart")
+        if self.address is not None:
+            stats = self._get(self.workers[slot].load_weights.remote(self.address, None), slot, "load weights")
+        self.versions[slot] = stats.get("version", 0)
+        return stats

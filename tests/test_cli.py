@@ -71,3 +71,15 @@ def test_eval_bad_input_is_one_line(tmp_path):
         assert res.returncode == 2 and "Traceback" not in res.stderr, (args, res.stderr[-2000:])
         assert res.stderr.strip().startswith(expected) and "\n" not in res.stderr.strip(), (args, res.stderr)
     assert not (tmp_path / "out").exists()  # nothing started, nothing written
+
+
+def test_unreachable_cluster_address_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = minazr("train", f"run.out_dir={tmp_path / 'run'}", f"train.ray_address=127.0.0.1:{port}")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert res.stderr.strip().startswith(f"minazr: cannot reach the Ray cluster at 127.0.0.1:{port}: ")
+    assert "\n" not in res.stderr.strip()

@@ -13,13 +13,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import TINY
 
 pytestmark = pytest.mark.slow
 
-TINY = ["rollout.enforce_eager=true", "rollout.kv_cache_gb=0.5", "rollout.max_model_len=2048",
-        "selfplay.propose_per_task=1", "selfplay.solve_per_task=1", "selfplay.n_solve=2", "selfplay.n_mc=2",
-        "selfplay.max_tokens=48", "selfplay.k_references=1", "buffer.seed_size=1", "buffer.seed_max_rounds=0",
-        "train.tensorboard=false"]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +39,7 @@ def test_two_workers_two_steps_push_weights(ray_local, executor, tmp_path):
     from minazr.selfplay import seed_buffers, selfplay_step
     from minazr.tasks import make_task
     from minazr.train import _LearnerHandle, _PoolHandle
-    from rollout.worker import RolloutPool, start_workers
+    from rollout.worker import start_pool
     from transformers import AutoTokenizer
 
     ray = ray_local
@@ -51,8 +48,8 @@ def test_two_workers_two_steps_push_weights(ray_local, executor, tmp_path):
     learner = start_learner(path, cfg.learner, cfg.rollout, seed=0)
     address = ray.get(learner.address.remote())
     ray.get(learner.publish.remote())
-    pool = RolloutPool(start_workers(path, cfg.rollout, seed=0))
-    infos = ray.get([w.info.remote() for w in pool.workers])
+    pool = start_pool(path, cfg.rollout, seed=0)
+    infos = pool.info()
     assert [i["binding"] for i in infos] == ["0", "1"]  # each engine bound to its own core
     pool.load_weights(address, 0)
 
@@ -88,8 +85,8 @@ def test_two_workers_two_steps_push_weights(ray_local, executor, tmp_path):
         assert gap < 0.25 * mean_abs(worker_after, worker_before), (gap, moved)
         assert moved > 0.3
     assert mean_abs(after[0], after[1]) < 0.02  # both workers serve the same version
-    for w in pool.workers + [learner]:
-        ray.kill(w)
+    pool.close()
+    ray.kill(learner)
 
 
 def test_minazr_train_cli_end_to_end(tmp_path):

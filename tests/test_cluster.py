@@ -1,0 +1,79 @@
+"""A real two-node Ray cluster on this machine (a head and a second node joined with `ray start --address`, each
+with its own resources), a `minazr train` job submitted through Ray's job API with --working-dir semantics, and
+rollout workers placed on both nodes by `rollout.placement=strict_spread`."""
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path):
+    """Head (1 CPU, resource head_node) + second node (1 CPU, resource second_node), token auth on."""
+    port, dash = _free_port(), _free_port()
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    env.pop("RAY_ADDRESS", None)
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
+    head = [RAY, "start", "--head", "--port", str(port), "--dashboard-port", str(dash), "--include-dashboard",
+            "true", "--resources", '{"head_node": 1}', "--temp-dir", temp_dir, *common]
+    second = [RAY, "start", "--address", f"127.0.0.1:{port}", "--resources", '{"second_node": 1}', *common]
+    try:
+        for cmd in (head, second):
+            res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+            assert res.returncode == 0, res.stderr[-2000:]
+        yield f"http://127.0.0.1:{dash}", f"127.0.0.1:{port}", env
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_job_submit_spreads_rollout_workers_over_two_nodes(two_node_cluster, tmp_path):
+    dashboard, _, env = two_node_cluster
+    work = tmp_path / "work"  # the checkout as `--working-dir .` uploads it (ignored files left out)
+    shutil.copytree(REPO, work, ignore=shutil.ignore_patterns(".venv", ".git", "runs", "__pycache__", "*.egg-info",
+                                                              ".pytest_cache"))
+    run, job = tmp_path / "run", f"minazr-test-{secrets.token_hex(4)}"
+    res = subprocess.run([RAY, "job", "submit", "--address", dashboard, "--working-dir", str(work),
+                          "--submission-id", job, "--no-wait", "--", sys.executable, "-m", "minazr", "train",
+                          f"run.out_dir={run}", "train.steps=1", "rollout.num_workers=2", "rollout.num_cpus=1",
+                          "rollout.placement=strict_spread", "selfplay.tasks=[deduction]", *TINY],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    deadline = time.monotonic() + 900
+    while True:  # `ray job status` ends with "Job '<id>' succeeded" (or failed / was stopped) once it is over
+        res = subprocess.run([RAY, "job", "status", "--address", dashboard, job], env=env, capture_output=True,
+                             text=True, timeout=60)
+        final = re.search(r"Job '[^']+' (succeeded|failed|was stopped|stopped)", res.stdout + res.stderr)
+        if final or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    logs = subprocess.run([RAY, "job", "logs", "--address", dashboard, job], env=env, capture_output=True, text=True,
+                          timeout=60).stdout
+    assert final and final.group(1) == "succeeded", (res.stdout[-1000:], logs[-4000:])
+    assert "minazr train: done" in logs
+    layout = json.loads((run / "cluster.json").read_text())
+    assert layout["nodes"] == 2
+    assert len({w["node_id"] for w in layout["workers"]}) == 2, layout  # one rollout worker on each node
+    assert [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()] == [0]

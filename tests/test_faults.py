@@ -1,0 +1,166 @@
+"""Failures with real processes and real signals: a rollout worker SIGKILLed mid-generate and during a training run,
+the driver SIGKILLed and resumed (compared with an uninterrupted run), a weight-server port already in use."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY
+
+pytestmark = pytest.mark.slow
+
+RUN2 = TINY + ["selfplay.tasks=[deduction, math]", "rollout.num_workers=2", "rollout.num_cpus=0.5"]
+
+
+def minazr(*args, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "minazr", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, **kwargs)
+
+
+def wait_for(predicate, proc, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended (rc {proc.returncode}) before {what}: {proc.stderr.read()[-3000:]}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def metrics(run: Path) -> list[dict]:
+    path = run / "metrics.jsonl"
+    return [json.loads(ln) for ln in path.read_text().splitlines()] if path.is_file() else []
+
+
+def test_pool_replaces_a_worker_killed_mid_generate():
+    """SIGKILL one of two workers while it generates: every request still gets exactly its completions, the
+    replacement serves the learner's weights, the survivor is untouched."""
+    import ray
+
+    from learner.actor import start_learner
+    from minazr.config import load_config
+    from minazr.models import resolve_model
+    from minazr.policy import GenRequest, Sampling
+    from minazr.train import connect_ray
+    from rollout.worker import start_pool
+
+    connect_ray(None)
+    try:
+        cfg = load_config(None, RUN2 + ["rollout.chunks_per_worker=2"])
+        path = resolve_model(cfg.model.name)
+        learner = start_learner(path, cfg.learner, cfg.rollout, seed=0)
+        address = ray.get(learner.address.remote(), timeout=300)
+        assert address.startswith("tcp://127.0.0.1:")  # a private local cluster: loopback only
+        ray.get(learner.publish.remote(), timeout=300)
+        pool = start_pool(path, cfg.rollout, seed=0)
+        pool.load_weights(address, None)
+        before = pool.info()
+        requests = [GenRequest(f"Write a long story about the number {i}.", 2) for i in range(16)]
+        sampling = Sampling(temperature=1.0, max_tokens=96, ignore_eos=True, seed=11)
+        killed = threading.Event()
+
+        def kill():
+            os.kill(before[1]["pid"], signal.SIGKILL)
+            killed.set()
+
+        timer = threading.Timer(3.0, kill)
+        timer.start()
+        gens = pool.generate(requests, sampling)
+        assert killed.is_set(), "the kill came after generation ended: nothing was tested"
+        assert pool.restarts == 1
+        assert [len(g.completions) for g in gens] == [2] * 16
+        assert all(len(c.token_ids) == 96 == len(c.logprobs) for g in gens for c in g.completions)
+        after = pool.info()
+        assert after[0]["pid"] == before[0]["pid"] and after[1]["pid"] != before[1]["pid"]
+        assert pool.versions == [0, 0]  # the replacement fetched the current weights before serving
+        ids = list(range(100, 140))
+        a, b = pool.score(ids, 1)
+        assert sum(abs(x - y) for x, y in zip(a, b)) / len(a) < 0.02  # both serve the same weights
+        with pytest.raises(OSError):
+            os.kill(before[1]["pid"], 0)  # the killed process is gone
+        pool.close()
+        ray.kill(learner)
+    finally:
+        ray.shutdown()
+
+
+def test_train_survives_a_worker_sigkill(tmp_path):
+    """A real run with two workers: kill one after the first step; the run finishes every step with every sample."""
+    run = tmp_path / "run"
+    proc = minazr("train", f"run.out_dir={run}", "train.steps=3", "train.checkpoint_every=0", *RUN2)
+    try:
+        wait_for(lambda: len(metrics(run)) >= 1, proc, 600, "the first step")
+        victim = json.loads((run / "cluster.json").read_text())["workers"][1]["pid"]
+        os.kill(victim, signal.SIGKILL)
+        killed_at = len(metrics(run))
+        out, err = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err[-3000:]
+    m = metrics(run)
+    assert [x["step"] for x in m] == [0, 1, 2]
+    assert m[-1]["rollout/restarts"] == 1 and killed_at < 3
+    # 2 tasks x (1 proposal + 1 solver prompt x 2 completions): nothing lost, nothing counted twice
+    assert [(x["learner/samples"], x["sandbox_failures"]) for x in m] == [(6, 0)] * 3
+    workers = json.loads((run / "cluster.json").read_text())["workers"]
+    assert len(workers) == 2
+
+
+def test_resume_after_driver_sigkill_matches_an_uninterrupted_run(tmp_path):
+    """Run A goes straight to 3 steps; run B is SIGKILLed after its first checkpoint and resumed. B must redo
+    exactly the missing steps, and (sampling is seeded per request) generate the same prompts and completions."""
+    common = ["train.steps=3", "train.checkpoint_every=1", "train.keep_checkpoints=3", *TINY,
+              "selfplay.tasks=[deduction, math]"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    proc = minazr("train", f"run.out_dir={a}", *common)
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+
+    proc = minazr("train", f"run.out_dir={b}", *common)
+    try:
+        wait_for(lambda: (b / "checkpoints" / "latest").is_file(), proc, 600, "the first checkpoint")
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    done_before = [x["step"] for x in metrics(b)]
+    assert done_before and done_before[-1] < 2
+    proc = minazr("train", "--resume", str(b))
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+
+    assert [x["step"] for x in metrics(b)] == [0, 1, 2]  # none skipped, none repeated
+    samples = {run: [json.loads(ln) for ln in (run / "samples.jsonl").read_text().splitlines()] for run in (a, b)}
+    for run in (a, b):
+        assert sorted({s["step"] for s in samples[run]}) == [0, 1, 2]
+    key = lambda s: (s["step"], s["role"], s["task"], s["prompt"])  # noqa: E731
+    assert [key(s) for s in samples[a]] == [key(s) for s in samples[b]]  # same buffers, same RNG streams
+    same = [sa["completion"] == sb["completion"] for sa, sb in zip(samples[a], samples[b])]
+    assert all(same), f"{same.count(False)} of {len(same)} completions differ"
+
+
+def test_weight_port_in_use_is_one_line(tmp_path):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = minazr("train", f"run.out_dir={tmp_path / 'run'}", f"learner.weight_port={port}", *TINY)
+        _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in err, err[-3000:]
+    ours = [ln for ln in err.splitlines() if ln.startswith("minazr:")]
+    assert ours == [ln for ln in err.strip().splitlines()[-1:]], err[-3000:]  # one line of ours, the last one
+    assert ours[0].startswith("minazr: failed to start the learner: OSError: weight server cannot bind "
+                              f"127.0.0.1:{port}: Address already in use (learner.weight_port)"), ours
+    assert "resume" not in ours[0]
