@@ -155,14 +155,14 @@ def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats) ->
     from rollout.worker import start_pool
 
     learner = start_learner(model_path, cfg.learner, cfg.rollout, cfg.run.seed)
-    address = ray.get(learner.address.remote())
+    address = ray.get(learner.address.remote(), timeout=cfg.rollout.timeout_s)
     pool = start_pool(model_path, cfg.rollout, cfg.run.seed)
     try:
         syncs = []
         for v in range(1, repeats + 2):
-            ray.get(learner.set_version.remote(v))
+            ray.get(learner.set_version.remote(v), timeout=cfg.rollout.timeout_s)
             t0 = time.perf_counter()
-            pub = ray.get(learner.publish.remote())
+            pub = ray.get(learner.publish.remote(), timeout=cfg.rollout.timeout_s)
             stats = pool.load_weights(address, v)
             syncs.append({"total_s": time.perf_counter() - t0, "serialize_s": pub["serialize_s"],
                           "fetch_and_load_s": max(s["fetch_and_load_s"] for s in stats),

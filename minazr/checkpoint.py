@@ -8,12 +8,14 @@ damaged later (a truncated copy, a disk error) is refused with one line instead 
 """
 
 import json
+import logging
 import random
 import shutil
 import struct
 from pathlib import Path
 
 MANIFEST = "manifest.json"
+log = logging.getLogger(__name__)
 
 
 def checkpoint_root(run_dir: str | Path) -> Path:
@@ -39,7 +41,8 @@ def commit(run_dir: str | Path, tmp: Path, step: int, keep: int) -> Path:
     pointer = root / ".latest.tmp"
     pointer.write_text(final.name + "\n")
     pointer.replace(root / "latest")
-    for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-keep]:
+    older = sorted(p for p in root.glob("step_*") if p.is_dir() and p.name < final.name)
+    for old in older[:max(0, len(older) - (keep - 1))]:  # keep the new one and the keep - 1 before it
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -54,10 +57,14 @@ def latest(run_dir: str | Path) -> Path | None:
 
 def verify(directory: Path) -> None:
     """Raise ValueError (one line) unless every file of the manifest is there with its size and readable."""
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{directory}: no readable {MANIFEST} ({type(e).__name__})") from None
+    if not (directory / MANIFEST).exists():  # written before manifests existed: check what can be checked
+        log.warning("%s has no %s (an older checkpoint): checking its files without sizes", directory, MANIFEST)
+        manifest = {str(p.relative_to(directory)): p.stat().st_size for p in directory.rglob("*") if p.is_file()}
+    else:
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{directory}: unreadable {MANIFEST} ({type(e).__name__})") from None
     for rel, size in manifest.items():
         path = directory / rel
         if not path.is_file():

@@ -7,6 +7,8 @@
                   [--data-dir DIR] [--out DIR] [overrides]  greedy pass@1 of one or several models (comparison table)
     minazr config [--config PATH] [--docs] [overrides]      print the resolved config, or the field reference
     minazr bench-executor [--config PATH] [--programs N] [--out DIR] [overrides]   sandbox programs per second
+    minazr bench-faults [--config PATH] [--prompts N] [--max-tokens T] [--kill-after S] [--out DIR]   pool
+                  dispatch cost and recovery from a SIGKILLed worker
 
 Bad input exits with code 2 and one line on stderr, never a traceback.
 """
@@ -55,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", metavar="DIR", default="runs/eval", help="output directory (default runs/eval)")
     cfg = command("config", "Print the resolved config as YAML.")
     cfg.add_argument("--docs", action="store_true", help="print the reference table of every config field instead")
+    bf = command("bench-faults", "Measure the rollout pool's chunked dispatch and its recovery from a killed worker.")
+    bf.add_argument("--prompts", type=int, default=64, help="prompts per call (default 64)")
+    bf.add_argument("--max-tokens", type=int, default=128, help="tokens per completion (default 128)")
+    bf.add_argument("--repeats", type=int, default=3, help="timed calls per setting, median kept (default 3)")
+    bf.add_argument("--kill-after", type=float, default=2.0, help="seconds into the call to SIGKILL a worker "
+                                                                   "(default 2)")
+    bf.add_argument("--out", metavar="DIR", help="also write DIR/bench_faults.json")
     be = command("bench-executor", "Measure sandboxed programs per second through the executor pool.")
     be.add_argument("--programs", type=int, default=2000, help="programs to run (default 2000)")
     be.add_argument("--out", metavar="DIR", help="also write DIR/bench_executor.json")
@@ -122,6 +131,17 @@ def _bench_executor(cfg, args) -> int:
     return 0
 
 
+def _bench_faults(cfg, args) -> int:
+    for name in ("prompts", "max_tokens", "repeats"):
+        if getattr(args, name) < 1:
+            print(f"minazr: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
+            return 2
+    from minazr.bench_faults import run_bench
+
+    run_bench(cfg, args.prompts, args.max_tokens, args.repeats, args.kill_after, args.out)
+    return 0
+
+
 def _bench(cfg, args) -> int:
     try:
         workers = [int(w) for w in args.workers.split(",")]
@@ -170,4 +190,5 @@ COMMANDS = {
     "eval": _eval,
     "config": _config,
     "bench-executor": _bench_executor,
+    "bench-faults": _bench_faults,
 }

@@ -264,14 +264,14 @@ class _Cluster:
 
 
 def connect_ray(address: str | None, worker_logs: bool = False) -> None:
-    """Join the cluster at `address` ('auto', host:port, ray://...); with none, join a cluster running on this
-    machine, else start a private one on the loopback interface (so the weight server binds 127.0.0.1)."""
+    """Join the cluster at `address` ('auto', 'local', host:port, ray://...); with none, join the cluster `ray start`
+    runs on this machine, else start a private one."""
     import ray
 
     if ray.is_initialized():
         return
     kwargs = dict(logging_level=logging.WARNING, runtime_env={"env_vars": QUIET_ENV}, log_to_driver=worker_logs)
-    if address and address != "auto" and not address.startswith("ray://"):
+    if address and address not in ("auto", "local") and not address.startswith("ray://"):
         host, _, port = address.rpartition(":")
         try:
             socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
@@ -279,15 +279,10 @@ def connect_ray(address: str | None, worker_logs: bool = False) -> None:
             raise TrainError(f"cannot reach the Ray cluster at {address}: {getattr(e, 'strerror', None) or e} "
                              f"(train.ray_address / RAY_ADDRESS)") from None
     try:
-        if address:
-            ray.init(address=address, **kwargs)
-            return
-        try:
-            ray.init(address="auto", **kwargs)
-        except ConnectionError:  # nothing running here: a local cluster of our own
-            ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
-    except ConnectionError as e:
-        raise TrainError(f"cannot join the Ray cluster at {address}: {str(e).splitlines()[0][:200]}") from None
+        ray.init(address=address or None, include_dashboard=False if not address else None, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise TrainError(f"cannot start or join Ray (address {address or 'local'}): "
+                         f"{(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
 
 
 def remote_call(ray, ref, timeout_s: float, what: str, resumable: bool = True):

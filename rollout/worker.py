@@ -8,9 +8,9 @@
 Scheduling: each phase's requests are cut into chunks of about equal load (completions to generate), largest
 first, `rollout.chunks_per_worker` per worker; a worker takes the next chunk as soon as it returns one, so a slow
 worker holds back at most its last chunk. Failures: when a worker process dies (a crash, the OOM killer, SIGKILL),
-its unfinished chunk goes back to the queue, a replacement actor starts on the same placement bundle, fetches the
-newest weights before it serves, and takes work again; results are written by request index exactly once, so no
-sample is lost or counted twice. Every remote call has a deadline (`rollout.timeout_s`): a hang becomes PoolError
+its unfinished chunk goes back to the queue for the workers still alive, and a replacement actor starts in the
+background on the same placement bundle, fetches the newest weights, and only then takes work; results are written
+by request index exactly once, so no sample is lost or counted twice. Every remote call has a deadline (`rollout.timeout_s`): a hang becomes PoolError
 naming the worker, never a frozen run.
 """
 
@@ -19,7 +19,8 @@ import time
 from collections import deque
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import (GetTimeoutError, NodeDiedError, OutOfMemoryError, RayActorError, RayTaskError,
+                            WorkerCrashedError)
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -77,6 +78,17 @@ def split_by_load(requests: list[GenRequest], parts: int) -> list[list[int]]:
     return [p for p in out if p]
 
 
+# Errors a remote call can end with; is_death() tells a dead worker (replace it) from an engine that raised (a bug).
+DEATHS = (RayActorError, RayTaskError, OutOfMemoryError, NodeDiedError, WorkerCrashedError)
+
+
+def is_death(error: Exception) -> bool:
+    """The worker process, its node, or its vLLM engine process is gone (the OOM killer, SIGKILL, a lost node)."""
+    if isinstance(error, (RayActorError, OutOfMemoryError, NodeDiedError, WorkerCrashedError)):
+        return True
+    return "EngineDeadError" in str(error)
+
+
 class RolloutPool:
     """A Policy over Ray rollout workers that survives worker deaths (see the module docstring)."""
 
@@ -91,13 +103,14 @@ class RolloutPool:
         self.versions = [0] * len(workers)
         self.restarts = 0
         self.address: str | None = None  # the weight server replacements fetch from
+        self.starting: dict = {}  # ref of a replacement's first weight load -> (slot, deadline): not serving yet
 
     # ---- the Policy interface
 
     def generate(self, requests: list[GenRequest], sampling: Sampling) -> list[Generation]:
         parts = len(self.workers) * (self.chunks_per_worker if len(self.workers) > 1 else 1)
         queue = deque(split_by_load(requests, parts))
-        idle = deque(range(len(self.workers)))
+        idle = deque(s for s in range(len(self.workers)) if s not in {v[0] for v in self.starting.values()})
         running: dict = {}  # ref -> (worker slot, chunk, deadline)
         out: list[Generation | None] = [None] * len(requests)
         while queue or running:
@@ -107,44 +120,49 @@ class RolloutPool:
                 ref = self.workers[slot].generate.remote([(requests[i].prompt, requests[i].n) for i in chunk],
                                                          sampling, seeds)
                 running[ref] = (slot, chunk, time.monotonic() + self.timeout_s)
-            wait_s = max(0.0, min(d for _, _, d in running.values()) - time.monotonic())
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=wait_s)
-            if not ready:
-                slot = min(running.values(), key=lambda r: r[2])[0]
-                raise PoolError(f"rollout worker {slot} did not finish a generate call within "
-                                f"{self.timeout_s:.0f} s (rollout.timeout_s)")
-            slot, chunk, _ = running.pop(ready[0])
+            ref = self._wait_one(running)
+            if ref in self.starting:  # a replacement has its weights: it serves from now on
+                started = self._started(ref)
+                if started is not None:
+                    idle.append(started[0])
+                continue
+            slot, chunk, _ = running.pop(ref)
             try:
-                gens = ray.get(ready[0])
-            except RayActorError as e:
-                self._replace(slot, e)
+                gens = ray.get(ref)
+            except DEATHS as e:
+                if not is_death(e):  # the engine raised: a bug or bad input, not a dead process
+                    raise PoolError(f"rollout worker {slot} failed to generate: {root_cause(e)}") from None
+                self._replace(slot, e)  # starts in the background; the others go on meanwhile
                 queue.appendleft(chunk)  # generated again, by whichever worker is free first
-            except RayTaskError as e:  # the engine raised: a bug or bad input, not a dead process
-                raise PoolError(f"rollout worker {slot} failed to generate: {root_cause(e)}") from None
-            else:
-                for i, gen in zip(chunk, gens):
-                    out[i] = gen
+                continue
+            for i, gen in zip(chunk, gens):
+                out[i] = gen
             idle.append(slot)
         return out
 
     def load_weights(self, address: str, version: int | None) -> list[dict]:
         """Every worker fetches `version` (None: the newest) from the weight server at `address`."""
         self.address = address
-        stats = []
+        self._settle()
+        stats: dict[int, dict] = {}
+        deadline = time.monotonic() + self.timeout_s
         for slot, ref in [(s, w.load_weights.remote(address, version)) for s, w in enumerate(self.workers)]:
             try:
-                stats.append(self._get(ref, slot, "load weights"))
-            except RayActorError as e:
-                stats.append(self._replace(slot, e))  # the replacement fetches the newest weights itself
-        self.versions = [s["version"] for s in stats]
-        return stats
+                stats[slot] = self._get(ref, slot, "load weights", deadline, deaths=True)
+            except DEATHS as e:
+                self._replace(slot, e)  # the replacement fetches the newest weights itself
+        stats.update(self._settle())
+        self.versions = [stats[s]["version"] for s in range(len(self.workers))]
+        return [stats[s] for s in range(len(self.workers))]
 
     def score(self, token_ids: list[int], start: int) -> list[list[float]]:
+        self._settle()
         return [self._get(w.score.remote(token_ids, start), s, "score") for s, w in enumerate(self.workers)]
 
     # ---- lifecycle
 
     def wait_ready(self) -> list[dict]:
+        self._settle()
         return [self._get(w.info.remote(), s, "start") for s, w in enumerate(self.workers)]
 
     def info(self) -> list[dict]:
@@ -162,17 +180,21 @@ class RolloutPool:
 
     # ---- failures
 
-    def _get(self, ref, slot: int, what: str):
+    def _get(self, ref, slot: int, what: str, deadline: float | None = None, deaths: bool = False):
+        """ray.get with the pool's deadline; errors become PoolError, except deaths when the caller replaces."""
         try:
-            return ray.get(ref, timeout=self.timeout_s)
+            return ray.get(ref, timeout=max(0.0, (deadline or time.monotonic() + self.timeout_s) - time.monotonic()))
         except GetTimeoutError:
             raise PoolError(f"rollout worker {slot} did not {what} within {self.timeout_s:.0f} s "
                             f"(rollout.timeout_s)") from None
-        except RayTaskError as e:
+        except DEATHS as e:
+            if deaths and is_death(e):
+                raise
             raise PoolError(f"rollout worker {slot} failed to {what}: {root_cause(e)}") from None
 
-    def _replace(self, slot: int, error: Exception) -> dict:
-        """A new actor in `slot`, serving the newest weights; returns its load stats (or its info)."""
+    def _replace(self, slot: int, error: Exception) -> None:
+        """Start a new actor in `slot` that fetches the newest weights first; it serves once that load is done
+        (tracked in self.starting), and the other workers carry on meanwhile."""
         if self.spawn is None or self.restarts >= self.max_restarts:
             raise PoolError(f"rollout worker {slot} died ({root_cause(error)}) and rollout.max_restarts="
                             f"{self.max_restarts} replacements are used up") from None
@@ -182,8 +204,37 @@ class RolloutPool:
         except Exception:  # the dead actor may already be cleaned up
             pass
         self.workers[slot] = self.spawn(slot)
-        stats = self._get(self.workers[slot].info.remote(), slot, "restart")
-        if self.address is not None:
-            stats = self._get(self.workers[slot].load_weights.remote(self.address, None), slot, "load weights")
+        w = self.workers[slot]
+        ref = w.load_weights.remote(self.address, None) if self.address is not None else w.info.remote()
+        self.starting[ref] = (slot, time.monotonic() + self.timeout_s)
+
+    def _started(self, ref) -> tuple[int, dict] | None:
+        """(slot, load stats) of the replacement that finished loading; None if it died too (replaced again)."""
+        slot, _ = self.starting.pop(ref)
+        try:
+            stats = self._get(ref, slot, "restart", deaths=True)
+        except DEATHS as e:
+            self._replace(slot, e)
+            return None
         self.versions[slot] = stats.get("version", 0)
-        return stats
+        return slot, stats
+
+    def _settle(self) -> dict[int, dict]:
+        """Wait until every replacement serves; their load stats by slot."""
+        done = {}
+        while self.starting:
+            started = self._started(self._wait_one({}))
+            if started is not None:
+                done[started[0]] = started[1]
+        return done
+
+    def _wait_one(self, running: dict):
+        """The first ready ref among running calls and starting replacements; PoolError at the first deadline."""
+        pending = {**running, **{r: (slot, None, d) for r, (slot, d) in self.starting.items()}}
+        first = min(pending.values(), key=lambda v: v[2])
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=max(0.0, first[2] - time.monotonic()))
+        if not ready:
+            what = "start" if first[1] is None else "finish a generate call"
+            raise PoolError(f"rollout worker {first[0]} did not {what} within {self.timeout_s:.0f} s "
+                            f"(rollout.timeout_s)")
+        return ready[0]

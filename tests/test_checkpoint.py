@@ -51,7 +51,7 @@ def test_crash_during_save_leaves_the_previous_checkpoint(tmp_path):
     (lambda c: (c / "model" / "model.safetensors").write_bytes(
         b"\xff" * (c / "model" / "model.safetensors").stat().st_size),  # same size, garbage header
      "model/model.safetensors is not a valid safetensors file"),
-    (lambda c: (c / "manifest.json").unlink(), "no readable manifest.json"),
+    (lambda c: (c / "manifest.json").write_text("{"), "unreadable manifest.json"),
 ])
 def test_damaged_checkpoints_are_refused(tmp_path, damage, expected):
     ckpt = _save(tmp_path, 1)
@@ -70,3 +70,22 @@ def test_resume_from_a_damaged_checkpoint_is_one_line(tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().startswith(f"minazr: cannot resume: {ckpt}: model/model.safetensors has 10 bytes, "
                                          f"expected ") and "\n" not in res.stderr.strip()
+
+
+def test_pruning_keeps_the_new_checkpoint_even_below_old_ones(tmp_path):
+    """A fresh run in an old run directory: a leftover higher step never makes the new checkpoint disappear."""
+    _save(tmp_path, 10)
+    for step in (1, 2, 3):
+        new = _save(tmp_path, step)
+        assert new.is_dir() and checkpoint.latest(tmp_path) == new
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*"))
+    assert names == ["step_000002", "step_000003", "step_000010"]  # keep=2 below the new one's step, old 10 kept
+
+
+def test_checkpoint_without_manifest_still_loads(tmp_path):
+    ckpt = _save(tmp_path, 1)
+    (ckpt / "manifest.json").unlink()  # written by an older minAZR
+    checkpoint.verify(ckpt)
+    (ckpt / "driver.json").write_text("{")
+    with pytest.raises(ValueError, match="driver.json is not valid JSON"):
+        checkpoint.verify(ckpt)

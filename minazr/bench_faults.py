@@ -1,0 +1,86 @@
+"""`minazr bench-faults`: what the rollout pool's scheduling and fault handling cost.
+
+    minazr bench-faults --config configs/default.yaml --prompts 64 --max-tokens 128 --out runs/bench_faults
+
+Measures output tokens/s of the pool with 1 worker, with 2 workers taking one equal share each
+(`rollout.chunks_per_worker=1`), and with 2 workers taking 2 chunks each; then the wall time of one generate call
+during which one of the 2 workers is killed with SIGKILL `--kill-after` seconds in, against the same call without a
+kill. Every call uses the same prompts and seeded sampling (temperature 1, exactly --max-tokens tokens each).
+"""
+
+import dataclasses
+import json
+import os
+import signal
+import statistics
+import threading
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from minazr.models import resolve_model
+from minazr.policy import GenRequest, Sampling
+
+
+def run_bench(cfg, n_prompts: int, max_tokens: int, repeats: int, kill_after: float, out: str | None) -> dict:
+    import ray
+
+    from learner.actor import start_learner
+    from minazr.train import connect_ray
+    from rollout.worker import start_pool
+
+    connect_ray(cfg.train.ray_address or os.environ.get("RAY_ADDRESS") or None, cfg.train.worker_logs)
+    path = resolve_model(cfg.model.name)
+    learner = start_learner(path, cfg.learner, cfg.rollout, cfg.run.seed)
+    address = ray.get(learner.address.remote(), timeout=cfg.rollout.timeout_s)
+    ray.get(learner.publish.remote(), timeout=cfg.rollout.timeout_s)
+    requests = [GenRequest(f"Write a Python function number {i} that sorts a list, and explain it.", 1)
+                for i in range(n_prompts)]
+    sampling = Sampling(1.0, 1.0, max_tokens, ignore_eos=True, seed=cfg.run.seed)
+    cores = os.cpu_count() or 1
+    report: dict = {"model": cfg.model.name, "prompts": n_prompts, "max_tokens": max_tokens, "pool": []}
+    with tqdm(total=4, desc="bench-faults", unit="stage", dynamic_ncols=True) as bar:
+        for workers, chunks in [(1, 1), (2, 1), (2, 2)]:
+            bar.set_postfix_str(f"{workers} workers x {chunks} chunks")
+            rcfg = dataclasses.replace(cfg.rollout, num_workers=workers, chunks_per_worker=chunks,
+                                       num_cpus=min(cfg.rollout.num_cpus, cores / workers), max_restarts=1)
+            pool = start_pool(path, rcfg, cfg.run.seed)
+            try:
+                pool.load_weights(address, None)
+                pool.generate(requests[:8], sampling)  # warm-up
+                times = [_timed(pool.generate, requests, sampling) for _ in range(repeats)]
+                report["pool"].append({"workers": workers, "chunks_per_worker": chunks,
+                                       "output_tokens_per_s": n_prompts * max_tokens / statistics.median(times)})
+                bar.update(1)
+                if (workers, chunks) == (2, 1):
+                    bar.set_postfix_str("SIGKILL one worker mid-call")
+                    report["kill"] = _kill_one(pool, requests, sampling, kill_after, statistics.median(times))
+                    bar.update(1)
+            finally:
+                pool.close()
+    ray.kill(learner)
+    print(json.dumps(report, indent=2))
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "bench_faults.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _timed(fn, *args) -> float:
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+def _kill_one(pool, requests, sampling, kill_after: float, normal_s: float) -> dict:
+    victim = pool.info()[1]["pid"]
+    timer = threading.Timer(kill_after, os.kill, (victim, signal.SIGKILL))
+    timer.start()
+    t0 = time.perf_counter()
+    gens = pool.generate(requests, sampling)
+    elapsed = time.perf_counter() - t0
+    timer.cancel()
+    complete = all(len(g.completions) == 1 and len(g.completions[0].token_ids) == sampling.max_tokens for g in gens)
+    return {"kill_after_s": kill_after, "call_with_kill_s": elapsed, "normal_call_s": normal_s,
+            "restarts": pool.restarts, "all_requests_complete": complete}

@@ -1,0 +1,102 @@
+"""RolloutPool scheduling and failure handling with real Ray actors standing in for engines (no vLLM): load-based
+chunks, a slow worker taking fewer chunks, a process that dies mid-call, a hang that becomes an error."""
+
+import os
+import sys
+import time
+
+import pytest
+
+from minazr.policy import Completion, GenRequest, Generation, PoolError, Sampling
+from rollout.worker import RolloutPool, split_by_load
+
+
+def test_split_by_load_balances_completions_and_covers_every_request_once():
+    reqs = [GenRequest(f"p{i}", n) for i, n in enumerate([8, 1, 1, 4, 4, 2, 2, 2])]
+    parts = split_by_load(reqs, 3)
+    assert sorted(i for p in parts for i in p) == list(range(8))
+    assert sorted(sum(reqs[i].n for i in p) for p in parts) == [8, 8, 8]
+    assert split_by_load(reqs[:2], 5) == [[0], [1]]  # empty parts are dropped
+    assert split_by_load([], 2) == []
+
+
+class _FakeEngine:
+    """Answers each request with its prompt; `delay` seconds per call; dies (os._exit) or hangs on request."""
+
+    def __init__(self, name: str, delay: float = 0.0, die_on_call: int = 0, hang: bool = False, broken=False):
+        if broken:
+            raise ValueError(f"cannot load model for {name}")
+        self.name, self.delay, self.die_on_call, self.hang, self.calls = name, delay, die_on_call, hang, 0
+
+    def generate(self, requests, sampling, seeds=None):
+        self.calls += 1
+        if self.calls == self.die_on_call:
+            os._exit(1)  # the process dies mid-call, as with SIGKILL or the OOM killer
+        time.sleep(3600 if self.hang else self.delay)
+        return [Generation([0], [Completion(f"{self.name}:{p}", [1] * n, [0.0] * n) for _ in range(n)], 0)
+                for p, n in requests]
+
+    def info(self):
+        return {"name": self.name, "pid": os.getpid(), "version": 0}
+
+
+@pytest.fixture(scope="module")
+def ray_fakes():
+    import ray
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield ray.remote(_FakeEngine).options(num_cpus=0, max_concurrency=1)
+    ray.shutdown()
+
+
+def _requests(k):
+    return [GenRequest(f"p{i}", 2) for i in range(k)]
+
+
+def test_slow_worker_takes_fewer_chunks(ray_fakes):
+    fast, slow = ray_fakes.remote("fast"), ray_fakes.remote("slow", delay=1.5)
+    pool = RolloutPool([fast, slow], timeout_s=60, chunks_per_worker=4)
+    t0 = time.perf_counter()
+    gens = pool.generate(_requests(16), Sampling())
+    elapsed = time.perf_counter() - t0
+    owners = [g.completions[0].text.split(":")[0] for g in gens]
+    assert [g.completions[0].text.split(":")[1] for g in gens] == [f"p{i}" for i in range(16)]  # request order
+    assert owners.count("fast") >= 12 and owners.count("slow") <= 4  # the slow one held back one chunk
+    assert elapsed < 4 * 1.5  # not the 4 chunks a fixed equal split would have given the slow worker
+
+
+def test_dead_worker_is_replaced_and_its_chunk_regenerated(ray_fakes):
+    spawned = []
+
+    def spawn(slot):
+        spawned.append(slot)
+        return ray_fakes.remote(f"new{slot}")
+
+    pool = RolloutPool([ray_fakes.remote("a"), ray_fakes.remote("b", die_on_call=1)], timeout_s=60, spawn=spawn,
+                       max_restarts=1, chunks_per_worker=2)
+    gens = pool.generate(_requests(8), Sampling())
+    assert spawned == [1] and pool.restarts == 1
+    assert [len(g.completions) for g in gens] == [2] * 8  # every request exactly once, none lost
+    assert all(not g.completions[0].text.startswith("b:") for g in gens)
+    assert pool.info()[1]["name"] == "new1"
+
+    pool.workers[0] = ray_fakes.remote("c", die_on_call=1)
+    with pytest.raises(PoolError, match="rollout worker 0 died .* rollout.max_restarts=1 replacements are used up"):
+        pool.generate(_requests(4), Sampling())
+
+
+def test_hung_worker_becomes_an_error_naming_it(ray_fakes):
+    pool = RolloutPool([ray_fakes.remote("ok"), ray_fakes.remote("stuck", hang=True)], timeout_s=2)
+    t0 = time.perf_counter()
+    with pytest.raises(PoolError, match=r"rollout worker 1 did not finish a generate call within 2 s"):
+        pool.generate(_requests(4), Sampling())
+    assert time.perf_counter() - t0 < 30
+    pool.close()
+
+
+def test_a_worker_that_cannot_start_is_one_line(ray_fakes):
+    pool = RolloutPool([ray_fakes.remote("ok"), ray_fakes.remote("bad", broken=True)], timeout_s=30)
+    with pytest.raises(PoolError, match=r"^rollout worker 1 failed to start: ValueError: cannot load model for bad$"):
+        pool.wait_ready()
