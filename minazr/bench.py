@@ -212,7 +212,7 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
         bar.update(1)
         from minazr.train import connect_ray
 
-        connect_ray(cfg.train.ray_address or os.environ.get("RAY_ADDRESS") or None, cfg.train.worker_logs)
+        connect_ray(cfg.train)
         per = []
         for w in workers:
             bar.set_postfix_str(f"pool x{w}")

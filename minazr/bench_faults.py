@@ -30,7 +30,7 @@ def run_bench(cfg, n_prompts: int, max_tokens: int, repeats: int, kill_after: fl
     from minazr.train import connect_ray
     from rollout.worker import start_pool
 
-    connect_ray(cfg.train.ray_address or os.environ.get("RAY_ADDRESS") or None, cfg.train.worker_logs)
+    connect_ray(cfg.train)
     path = resolve_model(cfg.model.name)
     learner = start_learner(path, cfg.learner, cfg.rollout, cfg.run.seed)
     address = ray.get(learner.address.remote(), timeout=cfg.rollout.timeout_s)

@@ -94,22 +94,13 @@ def _guarded(fn) -> int:
     from minazr.policy import PoolError
     from minazr.train import TrainError
 
+    prefixes = {ConfigError: "config error: ", ModelError: "model error: ", TrainError: "", PoolError: "rollout: ",
+                DataError: "data error: "}
     try:
         return fn()
-    except ConfigError as e:
-        print(f"minazr: config error: {e}", file=sys.stderr)
-        return 2
-    except ModelError as e:
-        print(f"minazr: model error: {e}", file=sys.stderr)
-        return 2
-    except TrainError as e:
-        print(f"minazr: {e}", file=sys.stderr)
-        return 2
-    except PoolError as e:
-        print(f"minazr: rollout: {e}", file=sys.stderr)
-        return 2
-    except DataError as e:
-        print(f"minazr: data error: {e}", file=sys.stderr)
+    except tuple(prefixes) as e:
+        prefix = next(p for cls, p in prefixes.items() if isinstance(e, cls))
+        print(f"minazr: {prefix}{e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("minazr: interrupted", file=sys.stderr)
@@ -124,18 +115,24 @@ def _config(cfg, args) -> int:
 def _bench_executor(cfg, args) -> int:
     from minazr.bench_executor import run_bench
 
-    if args.programs < 1:
-        print("minazr: --programs must be at least 1", file=sys.stderr)
+    if not _at_least_one(args, ("programs",)):
         return 2
     run_bench(cfg.executor, args.programs, args.out)
     return 0
 
 
-def _bench_faults(cfg, args) -> int:
-    for name in ("prompts", "max_tokens", "repeats"):
+def _at_least_one(args, names: tuple[str, ...]) -> bool:
+    """True when every named option is >= 1; else prints the one-line error for the first that is not."""
+    for name in names:
         if getattr(args, name) < 1:
             print(f"minazr: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
-            return 2
+            return False
+    return True
+
+
+def _bench_faults(cfg, args) -> int:
+    if not _at_least_one(args, ("prompts", "max_tokens", "repeats")):
+        return 2
     from minazr.bench_faults import run_bench
 
     run_bench(cfg, args.prompts, args.max_tokens, args.repeats, args.kill_after, args.out)
@@ -151,10 +148,8 @@ def _bench(cfg, args) -> int:
         print(f"minazr: --workers must be positive integers separated by commas, got {args.workers!r}",
               file=sys.stderr)
         return 2
-    for name in ("prompts", "max_tokens", "repeats"):
-        if getattr(args, name) < 1:
-            print(f"minazr: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
-            return 2
+    if not _at_least_one(args, ("prompts", "max_tokens", "repeats")):
+        return 2
     from minazr.bench import run_bench
 
     run_bench(cfg, workers, args.prompts, args.max_tokens, args.repeats, args.out)

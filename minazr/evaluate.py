@@ -14,7 +14,6 @@ DIR/<label>/ and DIR/comparison.json + a comparison table. `minazr train` reuses
 
 import json
 import math
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -179,7 +178,7 @@ def run_eval(cfg, models: list[str], names: list[str], limit: int | None, data_d
     paths = {spec: resolve_eval_model(spec) for spec in models}  # every model checked before any engine starts
     if len(set(map(label, models))) < len(models):
         raise ModelError("two models map to the same output folder name; name them differently")
-    connect_ray(cfg.train.ray_address or os.environ.get("RAY_ADDRESS") or None, cfg.train.worker_logs)
+    connect_ray(cfg.train)
     results = {}
     with executor_from_config(cfg.executor) as executor:
         for spec, path in paths.items():

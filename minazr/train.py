@@ -37,11 +37,6 @@ from minazr.tasks import make_task
 log = logging.getLogger(__name__)
 
 
-# Engines and the learner log only errors: a run's progress is the driver's progress bar and metrics.
-QUIET_ENV = {"VLLM_LOGGING_LEVEL": "ERROR", "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error",
-             "HF_HUB_DISABLE_PROGRESS_BARS": "1", "PYTHONWARNINGS": "ignore"}
-
-
 class TrainError(RuntimeError):
     """A run that cannot start or continue; the message is one line for the user."""
 
@@ -220,7 +215,7 @@ class _Cluster:
         self.ray = ray
         self.timeout_s = cfg.rollout.timeout_s
         self.learner, self.pool = None, None
-        connect_ray(cfg.train.ray_address or os.environ.get("RAY_ADDRESS") or None, cfg.train.worker_logs)
+        connect_ray(cfg.train)
         try:
             self.learner = start_learner(model_path, cfg.learner, cfg.rollout, cfg.run.seed, optimizer_state)
             self.address = remote_call(ray, self.learner.address.remote(), self.timeout_s, "start the learner",
@@ -263,14 +258,18 @@ class _Cluster:
                 pass
 
 
-def connect_ray(address: str | None, worker_logs: bool = False) -> None:
-    """Join the cluster at `address` ('auto', 'local', host:port, ray://...); with none, join the cluster `ray start`
-    runs on this machine, else start a private one."""
+def connect_ray(train_cfg) -> None:
+    """Join the cluster of `train.ray_address` or $RAY_ADDRESS ('auto', 'local', host:port, ray://...); with
+    neither, join the cluster `ray start` runs on this machine, else start a private one."""
     import ray
+
+    from rollout.worker import WORKER_ENV
 
     if ray.is_initialized():
         return
-    kwargs = dict(logging_level=logging.WARNING, runtime_env={"env_vars": QUIET_ENV}, log_to_driver=worker_logs)
+    address = train_cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
+    kwargs = dict(logging_level=logging.WARNING, runtime_env={"env_vars": WORKER_ENV},
+                  log_to_driver=train_cfg.worker_logs)
     if address and address not in ("auto", "local") and not address.startswith("ray://"):
         host, _, port = address.rpartition(":")
         try:

@@ -10,8 +10,8 @@ first, `rollout.chunks_per_worker` per worker; a worker takes the next chunk as 
 worker holds back at most its last chunk. Failures: when a worker process dies (a crash, the OOM killer, SIGKILL),
 its unfinished chunk goes back to the queue for the workers still alive, and a replacement actor starts in the
 background on the same placement bundle, fetches the newest weights, and only then takes work; results are written
-by request index exactly once, so no sample is lost or counted twice. Every remote call has a deadline (`rollout.timeout_s`): a hang becomes PoolError
-naming the worker, never a frozen run.
+by request index exactly once, so no sample is lost or counted twice. Every remote call has a deadline
+(`rollout.timeout_s`): a hang becomes PoolError naming the worker, never a frozen run.
 """
 
 import os
@@ -28,6 +28,7 @@ from minazr.policy import GenRequest, Generation, PoolError, Sampling, root_caus
 from rollout.engine import RolloutEngine
 
 RolloutWorker = ray.remote(RolloutEngine)
+# Engines and the learner log only errors: a run's progress is the driver's progress bar and metrics.
 WORKER_ENV = {"VLLM_LOGGING_LEVEL": "ERROR", "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error",
               "HF_HUB_DISABLE_PROGRESS_BARS": "1", "PYTHONWARNINGS": "ignore"}
 

@@ -53,9 +53,9 @@ def test_pool_replaces_a_worker_killed_mid_generate():
     from minazr.train import connect_ray
     from rollout.worker import start_pool
 
-    connect_ray(None)
+    cfg = load_config(None, RUN2 + ["rollout.chunks_per_worker=2"])
+    connect_ray(cfg.train)
     try:
-        cfg = load_config(None, RUN2 + ["rollout.chunks_per_worker=2"])
         path = resolve_model(cfg.model.name)
         learner = start_learner(path, cfg.learner, cfg.rollout, seed=0)
         address = ray.get(learner.address.remote(), timeout=300)
