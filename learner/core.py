@@ -42,7 +42,15 @@ class LearnerCore:
         self.ref = None
         if cfg.kl_coef > 0:
             self.ref = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        frozen = [n for n, p in self.model.named_parameters() if any(s in n for s in cfg.freeze)]
+        if cfg.freeze and not frozen:
+            raise ValueError(f"learner.freeze {cfg.freeze} matches no parameter of {model_path}")
+        for name, param in self.model.named_parameters():
+            param.requires_grad_(name not in frozen)
+        if frozen and cfg.gradient_checkpointing:
+            self.model.enable_input_require_grads()  # checkpointed blocks need a grad-requiring input
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
         if optimizer_state:
             self.load_state(optimizer_state)
         self.version = 0
@@ -57,7 +65,9 @@ class LearnerCore:
         token_weight), then publish the new weights. Returns metrics."""
         t0 = time.perf_counter()
         stats = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "ratio": 0.0, "tokens": 0}
-        items = [b for b in batch if b["completion_ids"]]
+        # A sample whose advantage is 0 adds nothing to the policy gradient: without a KL term it is skipped, which
+        # saves its forward and backward (whole TRR++ groups where every answer scored the same, e.g. all invalid).
+        items = [b for b in batch if b["completion_ids"] and (b["advantage"] != 0 or self.ref is not None)]
         for micro in self._micro_batches(items):
             self._accumulate(micro, stats)
         grad_norm = 0.0
@@ -76,6 +86,7 @@ class LearnerCore:
         return {"learner/loss": stats["loss"], "learner/pg_loss": stats["pg_loss"], "learner/kl": stats["kl"] / n,
                 "learner/clip_frac": stats["clip_frac"] / n, "learner/ratio_mean": stats["ratio"] / n,
                 "learner/grad_norm": grad_norm, "learner/tokens": stats["tokens"], "learner/samples": len(items),
+                "learner/skipped_zero_advantage": len(batch) - len(items),
                 "learner/tokens_per_s": stats["tokens"] / max(train_s, 1e-9), "time/learner_update": train_s,
                 "time/serialize": pub["serialize_s"], "version": self.version}
 

@@ -5,6 +5,8 @@
     minazr bench  [--config PATH] [--workers 1,2] [--prompts N] [--max-tokens T] [--out DIR]   throughput benchmark
     minazr eval   [--config PATH] [--model M ...] [--benchmarks gsm8k,cruxeval-o,cruxeval-i] [--limit N]
                   [--data-dir DIR] [--out DIR] [overrides]  greedy pass@1 of one or several models (comparison table)
+    minazr experiment [--config PATH] [--benchmarks ...] [--limit N] [--out DIR] [overrides]   train, then eval the
+                  base model and the final checkpoint, learning-curve plot and report (resumable)
     minazr config [--config PATH] [--docs] [overrides]      print the resolved config, or the field reference
     minazr bench-executor [--config PATH] [--programs N] [--out DIR] [overrides]   sandbox programs per second
     minazr bench-faults [--config PATH] [--prompts N] [--max-tokens T] [--kill-after S] [--out DIR]   pool
@@ -58,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--data-dir", metavar="DIR", help="folder with gsm8k_test.jsonl and cruxeval.jsonl "
                                                       "(default: eval.data_dir, else the shipped copies)")
     ev.add_argument("--out", metavar="DIR", default="runs/eval", help="output directory (default runs/eval)")
+    ex = command("experiment", "Train, then evaluate the base model and the final checkpoint, plot the learning "
+                               "curves and write a report; run it again to continue after an interruption.")
+    ex.add_argument("--benchmarks", help="comma-separated (default: eval.benchmarks)")
+    ex.add_argument("--limit", type=int, help="items per benchmark, 0 for all (default: eval.limit)")
+    ex.add_argument("--data-dir", metavar="DIR", help="benchmark data folder (default: eval.data_dir or shipped)")
+    ex.add_argument("--out", metavar="DIR", default="runs/experiment", help="report directory (default "
+                                                                            "runs/experiment)")
     cfg = command("config", "Print the resolved config as YAML.")
     cfg.add_argument("--docs", action="store_true", help="print the reference table of every config field instead")
     bf = command("bench-faults", "Measure the rollout pool's chunked dispatch and its recovery from a killed worker.")
@@ -75,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for reports that quote their command
     if args.command == "setup":
         from minazr.setup_env import setup
 
@@ -159,16 +169,40 @@ def _bench(cfg, args) -> int:
     return 0
 
 
-def _eval(cfg, args) -> int:
-    from minazr.evaluate import run_eval
-
-    models = [m.strip() for spec in (args.model or [cfg.model.name]) for m in spec.split(",") if m.strip()]
+def _eval_choice(cfg, args) -> tuple[list[str], int] | None:
+    """Benchmarks and item limit from the options or the config; None (after one line on stderr) if invalid."""
     names = [b.strip() for b in args.benchmarks.split(",") if b.strip()] if args.benchmarks else cfg.eval.benchmarks
     limit = cfg.eval.limit if args.limit is None else args.limit
     if limit < 0:
         print("minazr: --limit must be 0 (all) or more", file=sys.stderr)
+        return None
+    if not names:
+        print("minazr: give at least one benchmark", file=sys.stderr)
+        return None
+    return names, limit
+
+
+def _experiment(cfg, args) -> int:
+    from minazr.experiment import run_experiment
+
+    choice = _eval_choice(cfg, args)
+    if choice is None:
         return 2
-    if not models or not names:
+    names, limit = choice
+    run_experiment(cfg, args.out, names, limit or None, args.data_dir or cfg.eval.data_dir or None,
+                   ["minazr", *args.argv])
+    return 0
+
+
+def _eval(cfg, args) -> int:
+    from minazr.evaluate import run_eval
+
+    models = [m.strip() for spec in (args.model or [cfg.model.name]) for m in spec.split(",") if m.strip()]
+    choice = _eval_choice(cfg, args)
+    if choice is None:
+        return 2
+    names, limit = choice
+    if not models:
         print("minazr: give at least one model and one benchmark", file=sys.stderr)
         return 2
     run_eval(cfg, models, names, limit or None, args.data_dir or cfg.eval.data_dir or None, args.out)
@@ -186,6 +220,7 @@ COMMANDS = {
     "train": _train,
     "bench": _bench,
     "eval": _eval,
+    "experiment": _experiment,
     "config": _config,
     "bench-executor": _bench_executor,
     "bench-faults": _bench_faults,

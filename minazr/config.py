@@ -44,6 +44,9 @@ class RolloutConfig:
     max_num_seqs: int = param(256, "Most sequences an engine batches at once (a throughput lever on CPU).", min=1)
     enforce_eager: bool = param(False, "Skip vLLM's torch.compile: faster start (no ~80 s first compile, cached "
                                        "afterwards), ~20% slower generation on CPU.")
+    chunked_prefill: bool = param(False, "Let vLLM split a long prefill across engine steps. Off by default on CPU: "
+                                         "vLLM 0.32's CPU backend crashes (\"CPU Generator does not use offset\") "
+                                         "when a seeded request (every training request is) is prefilled in parts.")
     kv_cache_gb: float = param(2.0, "KV-cache memory per engine, in GiB (CPU engines; GPU engines use "
                                     "gpu_memory_utilization).", min=0.1)
     cpu_cores_per_worker: int = param(0, "CPU cores each engine's threads are bound to; 0 splits the node's "
@@ -82,6 +85,9 @@ class LearnerConfig:
                                           "gradients accumulate over the micro-batches of a step.", min=64)
     autocast_bf16: bool = param(True, "Run forward/backward in bf16 autocast over fp32 master weights.")
     gradient_checkpointing: bool = param(False, "Recompute activations in backward to save memory.")
+    freeze: list[str] = param([], "Parameters left untrained: names containing any of these strings (e.g. "
+                                  "embed_tokens, lm_head: no gradients or optimizer state for the vocabulary "
+                                  "matrices, 12 bytes per parameter saved).")
     threads: int = param(0, "torch threads of the learner on CPU; 0 uses every core.", min=0)
     num_cpus: float = param(0.0, "Ray CPU resource the learner reserves (0 on one small machine: it shares the "
                                  "cores with the engines, which idle while it trains).", min=0.0)

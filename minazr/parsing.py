@@ -92,6 +92,27 @@ def arguments(text: str) -> str:
     raise ParseError("answer is not an argument list of literals")
 
 
+def call_arguments(text: str) -> str | None:
+    """The arguments of the first call `f(...)` outside `def f` in the python blocks (`assert f(x) == y`,
+    `print(f(x))`, `result = f(x)`), if they are literals: small models often give their input as a demo call
+    instead of an input block. None if there is no such call."""
+    for body in blocks(text, "python"):
+        try:
+            tree = ast.parse(body)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for stmt in tree.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)):
+                continue
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "f" \
+                        and node.args and not node.keywords:
+                    args = ", ".join(ast.get_source_segment(body, a) or "" for a in node.args)
+                    if check_inputs(args) is None:
+                        return args
+    return None
+
+
 def number(text: str) -> float:
     """The last number in `text`: commas, $, %, units and fractions like 3/4 are tolerated."""
     cleaned = text.replace("$", "").replace("\\", " ")

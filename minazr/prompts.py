@@ -24,20 +24,20 @@ CODE_RULES = """### Code requirements
 - Do not use randomness, date/time, files, the network, printing or any external state.
 - Allowed imports: math, collections, itertools, functools, operator, string, re, heapq, bisect, copy, fractions,
   decimal, typing, dataclasses, json, textwrap. It must finish within a few seconds.
-- The input is the argument list of one call to `f`, as Python literals: `'John', {'age': 20}`."""
+- The input is the argument list of one call to `f`, as Python literals, e.g. `[3, 1, 2], 'abc'`."""
 
 PROPOSE_PROGRAM = """## Task: create a new Python program `f` and one input for it{purpose}
 
 {rules}
 
-### Format
+### Answer format: after your reasoning, write exactly two fenced blocks: the program, then its input
 ```python
 def f(...):
     ...
     return ...
 ```
 ```input
-arg1, arg2
+the argument list of one call to f, as Python literals
 ```
 
 ### Reference programs (make yours different from these, and harder)

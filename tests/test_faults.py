@@ -111,7 +111,8 @@ def test_train_survives_a_worker_sigkill(tmp_path):
     assert [x["step"] for x in m] == [0, 1, 2]
     assert m[-1]["rollout/restarts"] == 1 and killed_at < 3
     # 2 tasks x (1 proposal + 1 solver prompt x 2 completions): nothing lost, nothing counted twice
-    assert [(x["learner/samples"], x["sandbox_failures"]) for x in m] == [(6, 0)] * 3
+    assert [(x["learner/samples"] + x["learner/skipped_zero_advantage"], x["sandbox_failures"]) for x in m] \
+        == [(6, 0)] * 3
     workers = json.loads((run / "cluster.json").read_text())["workers"]
     assert len(workers) == 2
 

@@ -133,3 +133,55 @@ def test_minazr_train_cli_end_to_end(tmp_path):
     assert base == comparison["smollm2-135m-instruct"]
     assert len((out / "smollm2-135m-instruct" / "cruxeval-o.jsonl").read_text().splitlines()) == 3
     assert "| model | gsm8k | cruxeval-o | cruxeval-i |" in res.stdout and str(run) in res.stdout
+
+    # `minazr experiment` on the same run: one more step (resumed from the checkpoint), base and trained evaluated,
+    # plot and report; a second call finds everything done and evaluates nothing again.
+    exp = tmp_path / "experiment"
+    cmd = [sys.executable, "-m", "minazr", "experiment", "--benchmarks", "cruxeval-o", "--limit", "3", "--out",
+           str(exp), f"run.out_dir={run}", "train.steps=3", "eval.max_tokens=24", "selfplay.tasks=[deduction, math]",
+           *TINY]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2]
+    results = json.loads((exp / "results.json").read_text())
+    assert results["steps"] == 3 and list(results["benchmarks"]) == ["cruxeval-o"]
+    b = results["benchmarks"]["cruxeval-o"]
+    assert b["base"]["n"] == b["trained"]["n"] == b["paired_difference"]["n"] == 3
+    assert json.loads((exp / "base" / "eval.json").read_text())["cruxeval-o"] == b["base"]
+    assert (exp / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| cruxeval-o | 3 |" in (exp / "results.md").read_text()
+    phases = [json.loads(line)["phase"] for line in (exp / "timings.json").read_text().splitlines()]
+    assert phases == ["command", "train", "eval_base", "eval_trained"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "already trained for 3 steps" in res.stdout and res.stdout.count("evaluation already complete") == 2
+    phases = [json.loads(line)["phase"] for line in (exp / "timings.json").read_text().splitlines()]
+    assert phases == ["command", "train", "eval_base", "eval_trained", "command"]
+
+
+def test_learner_freezes_named_parameters_and_skips_zero_advantage_samples():
+    import torch
+
+    from learner.core import LearnerCore
+    from minazr.config import load_config
+    from minazr.models import resolve_model
+
+    cfg = load_config(None, ["learner.freeze=[embed_tokens]", "learner.lr=1e-4"]).learner
+    core = LearnerCore(str(resolve_model("smollm2-135m-instruct")), cfg)
+    try:
+        before = {n: p.detach().clone() for n, p in core.model.named_parameters()}
+        sample = lambda adv: {"prompt_ids": [1, 2, 3, 4], "completion_ids": [5, 6, 7], "logprobs": [-1.0] * 3,
+                              "advantage": adv, "token_weight": 1 / 6}
+        m = core.train_step([sample(0.0), sample(0.0)])  # nothing to learn: no forward, no update
+        assert (m["learner/samples"], m["learner/skipped_zero_advantage"]) == (0, 2)
+        assert all(torch.equal(p, before[n]) for n, p in core.model.named_parameters())
+        m = core.train_step([sample(1.0), sample(0.0)])
+        assert (m["learner/samples"], m["learner/skipped_zero_advantage"]) == (1, 1)
+        changed = {n for n, p in core.model.named_parameters() if not torch.equal(p, before[n])}
+        assert changed and not any("embed_tokens" in n for n in changed)
+        assert not core.model.get_input_embeddings().weight.requires_grad
+        with pytest.raises(ValueError, match="matches no parameter"):
+            LearnerCore(str(resolve_model("smollm2-135m-instruct")),
+                        load_config(None, ["learner.freeze=[no_such_layer]"]).learner)
+    finally:
+        core.close()

@@ -65,3 +65,15 @@ def test_number_failures():
     with pytest.raises(ParseError, match="no number"):
         parsing.number("none")
     assert parsing.numbers_equal(0.1 + 0.2, 0.3) and not parsing.numbers_equal(7.0, 7.01)
+
+
+@pytest.mark.parametrize("text, want", [
+    ("```python\ndef f(a, n):\n    return a[:n]\n\nassert f([1, 2, 3], 2) == [1, 2]\n```", "[1, 2, 3], 2"),
+    ("```python\ndef f(s):\n    return s[::-1]\nprint(f('abc'))\n```", "'abc'"),
+    ("```python\ndef f(n):\n    return f(n - 1) if n else 0\nresult = f(5)\n```", "5"),  # not the recursive call
+    ("```python\ndef f(n):\n    return n\n```", None),
+    ("```python\ndef f(n):\n    return n\nx = 3\nprint(f(x))\n```", None),  # not literals
+    ("no code, just f(3)", None),
+])
+def test_call_arguments(text, want):
+    assert parsing.call_arguments(text) == want

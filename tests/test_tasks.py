@@ -43,3 +43,18 @@ def test_proposer_prompts_show_references(executor):
     assert "Answer: 7" in m.propose_prompt(m.propose_context(buffers, rng))
     entry = buffers["abduction"].entries()[0]
     assert "```output\n'Hello World'\n```" in tasks["abduction"].solve_prompt(entry)
+
+
+def test_program_proposals_take_an_input_block_or_else_a_demo_call():
+    from minazr.parsing import ParseError
+
+    ded = make_task("deduction")
+    program = "def f(xs, k):\n    return sorted(xs)[k]"
+    with_block = f"```python\n{program}\n```\n```input\n[3, 1, 2], 0\n```"
+    assert ded.parse_proposal(with_block, {})["inputs"] == "[3, 1, 2], 0"
+    demo = f"<think>ok</think>\n```python\n{program}\n\nassert f([5, 4], 1) == 5\n```"
+    assert ded.parse_proposal(demo, {}) == {"program": program, "inputs": "[5, 4], 1"}
+    with_block_and_demo = f"```python\n{program}\nprint(f([9], 0))\n```\n```input\n[1], 0\n```"
+    assert ded.parse_proposal(with_block_and_demo, {})["inputs"] == "[1], 0"  # the block wins
+    with pytest.raises(ParseError, match="no input block"):
+        ded.parse_proposal(f"```python\n{program}\n```\nTry it with a list.", {})

@@ -1,0 +1,68 @@
+"""The experiment report's pure parts: paired differences, completeness of an evaluation, the markdown report and
+the learning-curve plot (from made-up metrics; the end-to-end command is in test_integration_train)."""
+
+import json
+import struct
+
+import pytest
+
+from minazr.experiment import _complete, paired_difference, plot_curves, report_markdown
+
+
+def rows(correct: list[bool]) -> list[dict]:
+    return [{"id": f"item_{i}", "correct": c} for i, c in enumerate(correct)]
+
+
+def test_paired_difference_counts_flips_both_ways():
+    base = rows([True, True, False, False, False, True])
+    trained = rows([True, False, True, True, False, True])
+    d = paired_difference(base, trained)
+    assert (d["n"], d["gained"], d["lost"]) == (6, 2, 1)
+    assert d["difference"] == pytest.approx(1 / 6)
+    assert d["ci95"][0] < d["difference"] < d["ci95"][1]
+
+
+def test_paired_difference_identical_models_has_zero_width():
+    same = rows([True, False, True])
+    assert paired_difference(same, same) == {"n": 3, "difference": 0.0, "ci95": [0.0, 0.0], "gained": 0, "lost": 0}
+
+
+def test_a_large_consistent_gain_is_significant_and_a_small_one_is_not():
+    base = rows([False] * 400 + [True] * 400)
+    big = rows([True] * 80 + [False] * 320 + [True] * 400)   # 80 gained, 0 lost
+    small = rows([True] * 6 + [False] * 394 + [False] * 4 + [True] * 396)  # 6 gained, 4 lost
+    assert paired_difference(base, big)["ci95"][0] > 0
+    lo, hi = paired_difference(base, small)["ci95"]
+    assert lo < 0 < hi
+
+
+def test_complete_requires_every_benchmark_at_full_size(tmp_path):
+    (tmp_path / "eval.json").write_text(json.dumps({"gsm8k": {"n": 1319}, "cruxeval-o": {"n": 100}}))
+    assert _complete(tmp_path, {"gsm8k": 1319})
+    assert not _complete(tmp_path, {"gsm8k": 1319, "cruxeval-o": 800})
+    assert not _complete(tmp_path / "missing", {"gsm8k": 1319})
+
+
+def test_report_names_both_models_and_the_difference():
+    s = lambda acc: {"accuracy": acc, "n": 800, "ci95": [acc - 0.03, acc + 0.03]}
+    results = {"model": "m", "run_dir": "runs/x", "steps": 30, "train_step_s_mean": 240.0,
+               "wall_s": {"train": 7300.0, "eval_base": 1500.0, "eval_trained": 1490.0},
+               "benchmarks": {"cruxeval-o": {"base": s(0.25), "trained": s(0.31),
+                                             "paired_difference": {"difference": 0.06, "ci95": [0.03, 0.09],
+                                                                   "gained": 70, "lost": 22}}}}
+    text = report_markdown(results)
+    assert "| cruxeval-o | 800 | 25.0% [22.0, 28.0] | 31.0% [28.0, 34.0] | +6.0 pts [+3.0, +9.0] | 70 / 22 |" in text
+    assert "training 2 h 01 min" in text and "30 self-play steps" in text
+
+
+def test_plot_writes_a_png_with_every_curve(tmp_path):
+    tasks = ["deduction", "abduction"]
+    metrics = [{"step": i, "gen/completion_tokens": 1000 + i, "gen/completions": 10,
+                **{f"{k}/{t}": 0.1 * (i % 10) for t in tasks
+                   for k in ("propose/valid_rate", "propose/learnable", "solve/accuracy")}} for i in range(12)]
+    path = tmp_path / "curves.png"
+    plot_curves(metrics, tasks, path)
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", head[16:24])
+    assert width > 800 and height > 600
