@@ -67,7 +67,8 @@ class LearnerCore:
         stats = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "ratio": 0.0, "tokens": 0}
         # A sample whose advantage is 0 adds nothing to the policy gradient: without a KL term it is skipped, which
         # saves its forward and backward (whole TRR++ groups where every answer scored the same, e.g. all invalid).
-        items = [b for b in batch if b["completion_ids"] and (b["advantage"] != 0 or self.ref is not None)]
+        nonempty = [b for b in batch if b["completion_ids"]]
+        items = [b for b in nonempty if b["advantage"] != 0 or self.ref is not None]
         for micro in self._micro_batches(items):
             self._accumulate(micro, stats)
         grad_norm = 0.0
@@ -86,7 +87,7 @@ class LearnerCore:
         return {"learner/loss": stats["loss"], "learner/pg_loss": stats["pg_loss"], "learner/kl": stats["kl"] / n,
                 "learner/clip_frac": stats["clip_frac"] / n, "learner/ratio_mean": stats["ratio"] / n,
                 "learner/grad_norm": grad_norm, "learner/tokens": stats["tokens"], "learner/samples": len(items),
-                "learner/skipped_zero_advantage": len(batch) - len(items),
+                "learner/skipped_zero_advantage": len(nonempty) - len(items),
                 "learner/tokens_per_s": stats["tokens"] / max(train_s, 1e-9), "time/learner_update": train_s,
                 "time/serialize": pub["serialize_s"], "version": self.version}
 
@@ -188,7 +189,11 @@ class LearnerCore:
 
     def load_state(self, path: str) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)
-        self.opt.load_state_dict(state["optimizer"])
+        try:
+            self.opt.load_state_dict(state["optimizer"])
+        except ValueError as e:  # e.g. a parameter group of another size: learner.freeze changed since the save
+            raise ValueError(f"the checkpoint's optimizer state does not fit this learner ({e}); was learner.freeze "
+                             "changed since the checkpoint was written?") from None
         torch.set_rng_state(state["torch_rng"])
 
     def set_version(self, version: int) -> None:

