@@ -25,6 +25,18 @@ import torch.nn.functional as F
 from minazr.wire import DTYPES, WeightServer
 
 
+def release_freed_memory() -> None:
+    """Give the heap's free pages back to the OS (glibc). Micro-batches of ever-different shapes leave the CPU
+    learner's heap fragmented: measured with the 0.5B model, its resident memory crept from 12 to 15 GB over five
+    steps, close to Ray's kill line on a 24 GiB machine. Costs well under a second per step; a no-op elsewhere."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class LearnerCore:
     def __init__(self, model_path: str, cfg, publish_dtype: str = "bfloat16", bucket_mb: float = 64.0,
                  seed: int = 0, optimizer_state: str | None = None, host: str = "127.0.0.1"):
@@ -71,6 +83,7 @@ class LearnerCore:
         items = [b for b in nonempty if b["advantage"] != 0 or self.ref is not None]
         for micro in self._micro_batches(items):
             self._accumulate(micro, stats)
+            release_freed_memory()
         grad_norm = 0.0
         if items:
             params = [p for p in self.model.parameters() if p.grad is not None]
@@ -83,6 +96,7 @@ class LearnerCore:
         self.version = version if version is not None else self.version + 1
         train_s = time.perf_counter() - t0
         pub = self.publish()
+        release_freed_memory()
         n = max(1, stats["tokens"])
         return {"learner/loss": stats["loss"], "learner/pg_loss": stats["pg_loss"], "learner/kl": stats["kl"] / n,
                 "learner/clip_frac": stats["clip_frac"] / n, "learner/ratio_mean": stats["ratio"] / n,
