@@ -210,7 +210,8 @@ def plot_curves(metrics: list[dict], tasks: list[str], path: Path) -> None:
         ax.set_title(title, fontsize=10)
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("step")
-        ax.legend(fontsize=7)
+        if ax.lines:
+            ax.legend(fontsize=7)
     ax = axes.flat[3]
     pts = [(m["step"], m["gen/completion_tokens"] / m["gen/completions"]) for m in metrics if m.get("gen/completions")]
     if pts:
@@ -219,7 +220,8 @@ def plot_curves(metrics: list[dict], tasks: list[str], path: Path) -> None:
         ax.plot(xs, _smooth(ys), linewidth=2, color=ax.lines[-1].get_color(), label="mean of 5")
     ax.set_title("mean response length (tokens, all roles)", fontsize=10)
     ax.set_xlabel("step")
-    ax.legend(fontsize=7)
+    if ax.lines:
+        ax.legend(fontsize=7)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -3,6 +3,7 @@ the learning-curve plot (from made-up metrics; the end-to-end command is in test
 
 import json
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +82,56 @@ def test_plot_writes_a_png_with_every_curve(tmp_path):
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", head[16:24])
     assert width > 800 and height > 600
+
+
+def test_run_experiment_resumes_training_and_reevaluates_only_new_weights(tmp_path, monkeypatch):
+    """The orchestration, with training and evaluation replaced by stand-ins (both are integration-tested)."""
+    from minazr import experiment
+    from minazr.config import load_config
+
+    run = tmp_path / "run"
+    state = {"step": 0, "trained": [], "evaluated": []}
+
+    def fake_training(cfg, resume=None):
+        state["trained"].append((state["step"], resume))
+        run.mkdir(exist_ok=True)
+        with (run / "metrics.jsonl").open("a") as fh:
+            for s in range(state["step"], cfg.train.steps):
+                fh.write(json.dumps({"step": s, "time/step": 1.0, "gen/completions": 2, "gen/completion_tokens": 9,
+                                     "propose/valid_rate/deduction": 0.5}) + "\n")
+        state["step"] = cfg.train.steps
+        return run
+
+    def fake_eval(cfg, models, names, limit, data_dir, out):
+        state["evaluated"].append((models[0], state["step"]))
+        Path(out).mkdir(parents=True, exist_ok=True)
+        good = 1 + (models[0] == str(run))  # the trained model gets one more item right
+        summary = {}
+        for name in names:
+            rows = [{"id": f"{name}_{i}", "correct": i < good} for i in range(limit)]
+            (Path(out) / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            summary[name] = {"accuracy": good / limit, "n": limit, "ci95": [0.0, 1.0]}
+        (Path(out) / "eval.json").write_text(json.dumps(summary))
+
+    monkeypatch.setattr("minazr.train.run_training", fake_training)
+    monkeypatch.setattr(experiment, "run_eval", fake_eval)
+    monkeypatch.setattr(experiment, "_trained_steps", lambda run_dir: state["step"])
+    monkeypatch.setattr(experiment, "resolve_eval_model",  # the run's weights change as it trains, the base's never
+                        lambda spec: f"{spec}@{state['step']}" if spec == str(run) else spec)
+    out = tmp_path / "exp"
+
+    def go(steps):
+        cfg = load_config(None, [f"run.out_dir={run}", f"train.steps={steps}", "selfplay.tasks=[deduction]"])
+        return experiment.run_experiment(cfg, str(out), ["cruxeval-o"], 4, None, ["minazr", "experiment"])
+
+    results = go(2)
+    assert state["trained"] == [(0, None)] and len(state["evaluated"]) == 2
+    assert results["steps"] == 2 and results["benchmarks"]["cruxeval-o"]["paired_difference"]["gained"] == 1
+    go(2)  # nothing new: nothing redone
+    assert len(state["trained"]) == 1 and len(state["evaluated"]) == 2
+    results = go(3)  # trained further: resumed, and only the trained model is evaluated again
+    assert state["trained"][-1] == (2, str(run))
+    assert state["evaluated"][2:] == [(str(run), 3)]
+    assert results["steps"] == 3 and (out / "learning_curves.png").is_file()
+    phases = [json.loads(line)["phase"] for line in (out / "timings.json").read_text().splitlines()]
+    assert phases == ["command", "train", "eval_base", "eval_trained", "command", "command", "train", "eval_trained"]
