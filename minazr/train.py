@@ -53,16 +53,14 @@ def run_training(cfg: Config, resume: str | None = None) -> Path:
         except ValueError as e:
             raise TrainError(f"cannot resume: {e}") from None
         model_path, optimizer_state = ckpt / "model", str(ckpt / "learner_state.pt")
-        for log_file in ("metrics.jsonl", "samples.jsonl"):  # steps after the checkpoint are redone, not repeated
-            truncate_after(run_dir / log_file, start_step - 1)
     else:
         start_step, version, rng = 0, 0, random.Random(cfg.run.seed)
         model_path, optimizer_state = resolve_model(cfg.model.name), None
-        for log_file in ("metrics.jsonl", "samples.jsonl"):  # a fresh run in a used directory starts the logs anew
-            dropped = truncate_after(run_dir / log_file, -1)
-            if dropped:
-                print(f"minazr train: {run_dir / log_file} held {dropped} lines of an earlier run without a "
-                      "checkpoint; starting it anew (use --resume to continue a run)", flush=True)
+    for log_file in ("metrics.jsonl", "samples.jsonl"):  # steps after the checkpoint (all, when fresh) are redone
+        dropped = truncate_after(run_dir / log_file, start_step - 1)
+        if dropped and not ckpt:
+            print(f"minazr train: {run_dir / log_file} held {dropped} lines of an earlier run without a "
+                  "checkpoint; starting it anew (use --resume to continue a run)", flush=True)
     save_config(cfg, run_dir)
     evals = load_benchmarks(cfg.eval.benchmarks, cfg.eval.data_dir or None, cfg.eval.limit or None) \
         if cfg.eval.every else None  # a bad data file fails now, not hours into the run

@@ -89,3 +89,14 @@ def test_checkpoint_without_manifest_still_loads(tmp_path):
     (ckpt / "driver.json").write_text("{")
     with pytest.raises(ValueError, match="driver.json is not valid JSON"):
         checkpoint.verify(ckpt)
+
+
+def test_truncate_after_keeps_logged_steps_up_to_the_resume_point(tmp_path):
+    from minazr.metrics import truncate_after
+
+    log = tmp_path / "metrics.jsonl"
+    assert truncate_after(log, 1) == 0 and not log.exists()  # no log yet: nothing to do, nothing created
+    log.write_text("".join(json.dumps({"step": s, "x": s * 10}) + "\n" for s in (0, 1, 2, 3)) + "\n")
+    assert truncate_after(log, 1) == 3  # steps 2 and 3 are redone after resuming at step 2; the blank line goes
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [{"step": 0, "x": 0}, {"step": 1, "x": 10}]
+    assert truncate_after(log, -1) == 2 and log.read_text() == ""  # a fresh run starts the log anew
