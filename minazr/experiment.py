@@ -159,7 +159,8 @@ def summarize(out_dir: Path, metrics: list[dict], names: list[str], cfg: Config)
         seconds[phase] = done[-1] if done else 0.0
     steps = [m for m in metrics if "time/step" in m]
     return {"model": cfg.model.name, "run_dir": cfg.run.out_dir, "steps": len(steps), "benchmarks": benches,
-            "wall_s": seconds, "train_step_s_mean": sum(m["time/step"] for m in steps) / max(1, len(steps)),
+            "wall_s": seconds, "train_step_s_total": sum(m["time/step"] for m in steps),
+            "train_step_s_mean": sum(m["time/step"] for m in steps) / max(1, len(steps)),
             "commands": [shlex.join(t["argv"]) for t in timings if t["phase"] == "command"]}
 
 
@@ -175,8 +176,10 @@ def report_markdown(results: dict) -> str:
                      f"{100 * d['difference']:+.1f} pts [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] | "
                      f"{d['gained']} / {d['lost']} | {d['p_value']:.3g} |")
     w = results["wall_s"]
-    lines += ["", f"Wall time: training {_hms(w['train'])} (mean step {results['train_step_s_mean']:.0f} s), "
-                  f"evaluation base {_hms(w['eval_base'])}, trained {_hms(w['eval_trained'])}."]
+    lines += ["", f"Wall time: {results['steps']} training steps {_hms(results['train_step_s_total'])} (mean "
+                  f"{results['train_step_s_mean']:.0f} s; training segments timed by `minazr experiment`, with "
+                  f"start-up and seeding: {_hms(w['train'])}), evaluation base {_hms(w['eval_base'])}, trained "
+                  f"{_hms(w['eval_trained'])}."]
     return "\n".join(lines)
 
 

@@ -62,13 +62,15 @@ def test_complete_requires_the_same_weights_settings_and_every_item(tmp_path):
 def test_report_names_both_models_and_the_difference():
     s = lambda acc: {"accuracy": acc, "n": 800, "ci95": [acc - 0.03, acc + 0.03]}
     results = {"model": "m", "run_dir": "runs/x", "steps": 30, "train_step_s_mean": 240.0,
+               "train_step_s_total": 7200.0,
                "wall_s": {"train": 7300.0, "eval_base": 1500.0, "eval_trained": 1490.0},
                "benchmarks": {"cruxeval-o": {"base": s(0.25), "trained": s(0.31),
                                              "paired_difference": {"difference": 0.06, "ci95": [0.03, 0.09],
                                                                    "gained": 70, "lost": 22, "p_value": 4e-7}}}}
     text = report_markdown(results)
     assert "| cruxeval-o | 800 | 25.0% [22.0, 28.0] | 31.0% [28.0, 34.0] | +6.0 pts [+3.0, +9.0] | 70 / 22 | 4e-07 |" in text
-    assert "training 2 h 01 min" in text and "30 self-play steps" in text
+    assert "30 training steps 2 h 00 min (mean 240 s" in text and "start-up and seeding: 2 h 01 min" in text
+    assert "30 self-play steps" in text
 
 
 def test_plot_writes_a_png_with_every_curve(tmp_path):
