@@ -33,6 +33,11 @@ class RolloutEngine:
             os.environ["VLLM_CPU_OMP_THREADS_BIND"] = cpu_binding(worker_index, cfg.cpu_cores_per_worker,
                                                                   num_workers)
             os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+            # Run the engine core in this process. In its own process it starts stepping as soon as the first
+            # requests of a generate call arrive, so batch shapes, and with them the float rounding that decides
+            # near-tied samples, depend on timing; in-process, generate adds every request before the first step,
+            # and the same seeded requests give the same completions (what --resume promises).
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         from vllm import LLM
 
