@@ -157,10 +157,9 @@ def summarize(out_dir: Path, metrics: list[dict], names: list[str], cfg: Config)
     for phase in ("eval_base", "eval_trained"):
         done = [t["seconds"] for t in timings if t["phase"] == phase and t.get("completed", True)]
         seconds[phase] = done[-1] if done else 0.0
-    steps = [m for m in metrics if "time/step" in m]
-    return {"model": cfg.model.name, "run_dir": cfg.run.out_dir, "steps": len(steps), "benchmarks": benches,
-            "wall_s": seconds, "train_step_s_total": sum(m["time/step"] for m in steps),
-            "train_step_s_mean": sum(m["time/step"] for m in steps) / max(1, len(steps)),
+    step_s = [m["time/step"] for m in metrics if "time/step" in m]
+    return {"model": cfg.model.name, "run_dir": cfg.run.out_dir, "steps": len(step_s), "benchmarks": benches,
+            "wall_s": seconds, "train_step_s_total": sum(step_s), "train_step_s_mean": sum(step_s) / max(1, len(step_s)),
             "commands": [shlex.join(t["argv"]) for t in timings if t["phase"] == "command"]}
 
 
