@@ -2,8 +2,9 @@
 
     minazr bench-executor --programs 2000 [--out DIR] [executor.workers=4]
 
-The programs are small valid ones of the kinds AZR proposes (string, list, dict, recursion, a class inside f);
-each is a `Run` with the configured number of determinism runs, exactly as proposal validation does it.
+The programs are small valid ones of the kinds AZR proposes (string, list, dict, recursion, a class inside f), each
+with its own text; each is a `Run` with the configured number of determinism runs, exactly as proposal validation
+does it: static check, two sandboxed runs at once, outputs parsed and compared by the judge.
 """
 
 import json
@@ -17,20 +18,21 @@ from minazr.config import ExecutorConfig
 from minazr.executor import Run, from_config
 
 PROGRAMS = [
-    ("def f(s):\n    return s[::-1] + s.upper()", "'abc{i}'"),
-    ("def f(xs):\n    return sorted(x * x for x in xs)", "[{i}, 3, -2, 7]"),
-    ("def f(d, k):\n    d = dict(d)\n    d[k] = len(d)\n    return d", "{{'a': 1}}, 'k{i}'"),
-    ("def f(n):\n    if n < 2:\n        return n\n    return f(n - 1) + f(n - 2)", "{small}"),
-    ("def f(x):\n    class Box:\n        def __init__(self, v):\n            self.v = v\n"
+    ("def f(s):\n    return s[::-1] + s.upper() + '{i}'", "'abc{i}'"),
+    ("def f(xs):\n    return sorted(x * x for x in xs + [{i}])", "[{i}, 3, -2, 7]"),
+    ("def f(d, k):\n    d = dict(d)\n    d[k] = len(d) + {i}\n    return d", "{{'a': 1}}, 'k{i}'"),
+    ("def f(n):\n    if n < 2:\n        return n + {i} - {i}\n    return f(n - 1) + f(n - 2)", "{small}"),
+    ("def f(x):\n    class Box:\n        def __init__(self, v):\n            self.v = v + {i}\n"
      "    return [Box(v).v for v in range(x % 5)]", "{i}"),
 ]
 
 
 def _jobs(n: int, runs: int) -> list[Run]:
+    """n jobs, every program's text distinct (as proposals are), so no per-text cache flatters the figure."""
     jobs = []
     for i in range(n):
         code, inputs = PROGRAMS[i % len(PROGRAMS)]
-        jobs.append(Run(code, inputs.format(i=i, small=i % 12), runs))
+        jobs.append(Run(code.format(i=i), inputs.format(i=i, small=i % 12), runs))
     return jobs
 
 

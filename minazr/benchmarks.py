@@ -133,7 +133,7 @@ def gsm8k_gold(answer: str) -> str:
     if GOLD_MARK not in answer:
         raise ValueError("no #### line")
     value = parsing.number(answer.rsplit(GOLD_MARK, 1)[1])
-    return str(int(value)) if value.is_integer() else repr(value)
+    return str(int(value)) if float(value).is_integer() else repr(value)
 
 
 def final_number(text: str) -> float:

@@ -44,6 +44,10 @@ class TaskBuffer:
             self._entries.popitem(last=False)
         return True
 
+    def remove(self, key: str) -> bool:
+        """Drop an entry found to be flawed after it was added (see selfplay: retracted tasks)."""
+        return self._entries.pop(key, None) is not None
+
     def sample(self, k: int, rng: random.Random) -> list[Entry]:
         """k entries uniformly at random, without replacement (fewer when the buffer is smaller)."""
         items = list(self._entries.values())

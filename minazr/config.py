@@ -122,10 +122,14 @@ class ExecutorConfig:
     timeout_s: float = param(5.0, "Wall-clock limit for one program run, in seconds (the CPU-time rlimit follows "
                                   "it).", min=0.1, max=600.0)
     memory_mb: int = param(512, "Address-space limit (RLIMIT_AS) of a program, in MiB.", min=64, max=65536)
-    max_output_chars: int = param(10_000, "Longest accepted repr of a program's return value; longer outputs "
-                                          "are rejected, never truncated.", min=16)
-    determinism_runs: int = param(2, "Runs of each proposed program, in different processes with different hash "
-                                     "seeds; all must return the same value. 1 turns the check off.", min=1, max=2)
+    max_output_chars: int = param(10_000, "Longest accepted literal text of a program's return value, in "
+                                          "characters; longer outputs are rejected, never truncated.", min=16)
+    determinism_runs: int = param(2, "Runs of each program (proposals and answer checks alike), in different "
+                                     "processes with different hash seeds; all must return the same output, or "
+                                     "there is no verdict. 1 turns the check off.", min=1, max=2)
+    grace_s: float = param(2.0, "Seconds a sandbox server may take beyond a program's timeout to answer; a later "
+                                "server is retired and replaced, and its job fails as a sandbox failure.",
+                           min=0.1, max=60.0)
 
 
 @dataclass

@@ -23,7 +23,6 @@ from tqdm import tqdm
 
 from minazr import benchmarks, checkpoint
 from minazr.benchmarks import Benchmark, Item
-from minazr.executor import INFRA_PREFIX
 from minazr.models import ModelError, resolve_model
 from minazr.parsing import ParseError
 from minazr.policy import GenRequest, Sampling
@@ -50,7 +49,7 @@ class Report:
                 "format_rate": sum(r["strict_format"] for r in self.rows) / max(1, self.n),
                 "answered_rate": sum(r["extracted"] is not None for r in self.rows) / max(1, self.n),
                 "truncated_rate": sum(r["finish_reason"] == "length" for r in self.rows) / max(1, self.n),
-                "sandbox_failures": sum(bool(r.get("error", "").startswith(INFRA_PREFIX)) for r in self.rows),
+                "sandbox_failures": sum(bool(r.get("sandbox_failure")) for r in self.rows),
                 "seconds": round(self.seconds, 2)}
 
 
@@ -98,11 +97,14 @@ def score(bench: Benchmark, items: list[Item], prompts: list[str], completions, 
     rows, pending = [], []
     for item, prompt, comp in zip(items, prompts, completions):
         row = {"id": item.id, "prompt": prompt, "completion": comp.text, "extracted": None, "strict_format": False,
-               "gold": item.gold, "correct": False, "finish_reason": comp.finish_reason, "error": ""}
+               "gold": item.gold, "correct": False, "finish_reason": comp.finish_reason, "error": "",
+               "sandbox_failure": False}
         try:
             ext = bench.extract(comp.text)
         except ParseError as e:
             row["error"] = f"unparseable: {e}"
+        except Exception as e:  # any completion is model text: one that breaks the parser is that item's failure
+            row["error"] = f"unparseable: unexpected {type(e).__name__}"
         else:
             row["extracted"], row["strict_format"] = ext.answer, ext.strict
             pending.append((row, item, ext.answer, bench.jobs(item, ext.answer)))
@@ -112,6 +114,7 @@ def score(bench: Benchmark, items: list[Item], prompts: list[str], completions, 
     for row, item, answer, jobs in pending:
         res, at = results[at:at + len(jobs)], at + len(jobs)
         row["correct"] = bool(bench.correct(item, answer, res))
+        row["sandbox_failure"] = any(r.infra for r in res)
         failed = next((r.error for r in res if not r.ok), None)
         if failed and not row["correct"]:
             row["error"] = failed

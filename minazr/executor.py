@@ -1,22 +1,33 @@
-"""Sandboxed execution of model-written Python programs (the source of every AZR reward).
+"""Sandboxed execution of model-written Python programs, and the judge of every AZR reward.
 
     from minazr.executor import run_program
     run_program("def f(a, b):\n    return a + b", "[1, 2], [3]")   # ExecResult(ok=True, output='[1, 2, 3]', ...)
 
 A program is first checked statically (minazr/code_check.py), then run by a pool of fork-servers
 (minazr/sandbox_server.py), each a separate interpreter in its own network and PID namespace with its own hash seed.
-A validation run executes the program on two different servers and requires the same value from both, which
-catches non-determinism through hash(), id(), set order or memory addresses. Answer checks (`f(x) == gold`,
-value equality of two literals) also run in the sandbox: the caller never evals model text.
 
-The executor never raises for any program, never waits past the timeout plus a small margin, and restarts a
-server that died or stopped answering.
+The judge is this process, never the sandbox. A sandbox child runs f and hands back data only: the literal text
+of its return value (minazr/literals.py) or an error line. No expected value ever enters a sandbox; this process
+parses what comes back with a safe literal reader and computes every verdict itself:
+  - Run:   f(*inputs) must return a plain literal, and, with `runs` = 2, the exact same text from two servers with
+           different hash seeds (catches hash(), id(), set-order and address dependence);
+  - Check: f(*inputs) == expected by value, computed here; the program also runs twice, and two different
+           outputs make the result non-deterministic (no verdict) instead of a coin flip;
+  - Equal: two literals equal by value, computed here without any sandbox (deduction answers).
+Everything a server sends is untrusted data; what a program writes can at worst be its own (wrong) output.
+A sandbox failure (`infra`) is decided here from what was observed: a server that died, answered late or out of
+turn, sent a malformed message, or reported that its child failed before model code ran. Such a server is retired
+and replaced, and the job fails with infra=True (the self-play step drops it instead of scoring it).
+
+The executor never raises for any program, and never waits past the timeout plus its grace period.
 """
 
 import atexit
+import itertools
 import json
 import logging
 import os
+import re
 import secrets
 import select
 import shutil
@@ -27,32 +38,36 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from minazr import code_check
+from minazr import code_check, literals
 
 log = logging.getLogger(__name__)
 SERVER_SCRIPT = Path(__file__).with_name("sandbox_server.py")
-MARGIN_S = 2.0  # allowed on top of a program's timeout for fork, IPC and a possible server restart
+GRACE_S = 2.0  # allowed on top of a program's timeout for fork, IPC and a busy machine, before a server is retired
 START_TIMEOUT_S = 20.0
 MAX_TIMEOUT_S = 600.0
-INFRA_PREFIX = "sandbox failure:"  # errors that are the sandbox's fault, not the program's
+MAX_MESSAGE_BYTES = 1 << 24  # a server's reply is at most a few times max_output_chars
+INFRA_PREFIX = "sandbox failure:"  # how infra errors read in logs; code tests ExecResult.infra, never this text
 HEADER = struct.Struct("<I")  # length prefix of each JSON message, as in sandbox_server.py
+ERROR_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}: ")  # how an honest program error line starts
+SELF_TEST = {"code": "def f(x):\n    return [x, {'b', 'a'}]", "inputs": "1", "expected": "[1, {'a', 'b'}]"}
 
 
 @dataclass(frozen=True)
 class ExecResult:
-    ok: bool  # the program ran and returned (for checks: the comparison itself ran)
-    output: str | None = None  # repr of f(*args) for runs
+    ok: bool  # the program ran and returned a plain literal (for Check: in every run, with the same output)
+    output: str | None = None  # literal text of f(*args) (minazr/literals.py: canonical, one text per value)
     error: str | None = None  # short reason when not ok
-    match: bool | None = None  # for check / equal requests: did the values agree
-    canonical: str | None = field(default=None, compare=False, repr=False)  # hash-seed-independent form of output
+    match: bool | None = None  # for Check / Equal: the verdict, computed in this process
+    infra: bool = False  # the sandbox failed, not the program: decided from what the executor observed
+    nondeterministic: bool = False  # two runs returned different outputs (or one failed): no verdict possible
 
 
 @dataclass(frozen=True)
 class Run:
-    """Run f(*inputs) and return repr of the result; `runs` >= 2 also demands the same value in separate servers
+    """Run f(*inputs) and return its output; `runs` = 2 also demands the same output from two separate servers
     (None: the executor's `determinism_runs`)."""
 
     code: str
@@ -62,16 +77,18 @@ class Run:
 
 @dataclass(frozen=True)
 class Check:
-    """Does f(*inputs) equal the literal `expected` (by value)? Used for abduction and induction answers."""
+    """Does f(*inputs) equal the literal `expected` by value? Used for abduction and induction answers. The program
+    never sees `expected`; it runs `runs` times (None: `determinism_runs`) and must return the same output."""
 
     code: str
     inputs: str
     expected: str
+    runs: int | None = None
 
 
 @dataclass(frozen=True)
 class Equal:
-    """Are two Python literals, given as source text, equal by value? Used for deduction answers."""
+    """Are two Python literals, given as source text, equal by value? Used for deduction answers (no sandbox)."""
 
     a: str
     b: str
@@ -81,11 +98,11 @@ Job = Run | Check | Equal
 
 
 class SandboxError(RuntimeError):
-    """A sandbox server died or stopped answering (the request is reported as failed, the server restarted)."""
+    """A sandbox server died, answered late or out of turn, or sent a malformed message (it is then retired)."""
 
 
 class _Server:
-    """One fork-server process; one request at a time."""
+    """One fork-server process; one request at a time, each with an id that its reply must carry."""
 
     def __init__(self, hash_seed: int, isolate: bool):
         self.hash_seed = hash_seed
@@ -98,24 +115,43 @@ class _Server:
         self.isolated = isolate and _namespace_prefix() is not None
         if self.isolated:
             cmd = _namespace_prefix() + cmd
+        self.ids = itertools.count()
+        self.retired = False
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=env, start_new_session=True, close_fds=True)
         try:
             hello = self._read(START_TIMEOUT_S)
             if not hello.get("ready"):
                 raise SandboxError(f"sandbox server did not start: {hello}")
+            self.info = hello
+            self._self_test()
         except BaseException:
             self.close()
             raise
-        self.info = hello
+
+    def _self_test(self) -> None:
+        """A known program must come back as its known output, or the sandbox cannot judge anything."""
+        req = {"code": SELF_TEST["code"], "inputs": SELF_TEST["inputs"], "timeout_s": 10.0, "memory_mb": 512,
+               "max_output_chars": 100}
+        reply = self.call(req, START_TIMEOUT_S)
+        if reply != {"status": "returned", "output": SELF_TEST["expected"], "error": None}:
+            raise SandboxError(f"sandbox self-test failed: {reply}")
 
     def call(self, req: dict, timeout_s: float) -> dict:
+        """Send one request and return its checked reply; raises SandboxError for anything out of protocol."""
+        return self.receive(self.send(req), timeout_s)
+
+    def send(self, req: dict) -> int:
+        rid = next(self.ids)
         try:
-            self.proc.stdin.write(_encode(req))
+            self.proc.stdin.write(_encode({**req, "id": rid}))
             self.proc.stdin.flush()
         except (OSError, ValueError) as e:  # broken pipe, or a closed file after a failed restart
             raise SandboxError(f"sandbox server gone: {e}") from None
-        return _checked(self._read(timeout_s))
+        return rid
+
+    def receive(self, rid: int, timeout_s: float) -> dict:
+        return _checked(self._read(timeout_s), rid)
 
     def _read(self, timeout_s: float) -> dict:
         fd = self.proc.stdout.fileno()
@@ -136,15 +172,19 @@ class _Server:
             buf += chunk
             if need == HEADER.size and len(buf) == HEADER.size:
                 need += HEADER.unpack(buf)[0]
+                if need > MAX_MESSAGE_BYTES:
+                    raise SandboxError("sandbox server sent an oversized message")
         try:
             return json.loads(bytes(buf[HEADER.size:]))
         except ValueError:
             raise SandboxError("sandbox server sent a malformed message") from None
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return not self.retired and self.proc.poll() is None
 
     def close(self) -> None:
+        """Kill the server and its children; safe to call twice. A closed server is never used again."""
+        self.retired = True
         try:
             os.killpg(self.proc.pid, 9)
         except (ProcessLookupError, PermissionError):
@@ -158,14 +198,18 @@ class _Server:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _checked(res) -> dict:
-    """The server's answer, with every field of the type the caller relies on (a program may forge its result)."""
-    ok = isinstance(res, dict) and isinstance(res.get("ok"), bool) \
-        and all(isinstance(res.get(k), t) or res.get(k) is None
-                for k, t in (("output", str), ("error", str), ("match", bool), ("canonical", str)))
-    if not ok:
-        return {"ok": False, "output": None, "error": "malformed result from the sandbox", "match": None}
-    return res
+STATUSES = {"returned", "error", "timeout", "infra"}
+
+
+def _checked(reply, rid: int) -> dict:
+    """The reply without its id, if it is the answer to request `rid` with every field of the expected type."""
+    if not isinstance(reply, dict) or reply.get("id") != rid:
+        raise SandboxError(f"sandbox server answered out of turn (expected id {rid})")
+    status, output, error = reply.get("status"), reply.get("output"), reply.get("error")
+    if status not in STATUSES or not isinstance(output, (str, type(None))) or not isinstance(error, (str, type(None))) \
+            or (status == "returned") != isinstance(output, str):
+        raise SandboxError("sandbox server sent a malformed reply")
+    return {"status": status, "output": output, "error": error}
 
 
 def _encode(obj: dict) -> bytes:
@@ -197,10 +241,11 @@ def _namespace_prefix() -> list[str] | None:
 
 
 class Executor:
-    """A pool of sandbox servers. Thread-safe; `map` runs a batch concurrently across servers."""
+    """A pool of sandbox servers and the judge. Thread-safe; `map` runs a batch concurrently across servers."""
 
     def __init__(self, workers: int | None = None, memory_mb: int = 512, max_output_chars: int = 10_000,
-                 determinism_runs: int = 2, static_check: bool = True, isolate: bool = True):
+                 determinism_runs: int = 2, static_check: bool = True, isolate: bool = True,
+                 grace_s: float = GRACE_S):
         if sys.platform != "linux":
             raise RuntimeError("the minAZR sandbox needs Linux (rlimits, namespaces, pidfd)")
         # two servers per core keep the cores busy while others fork; at least two, since determinism runs need both
@@ -210,12 +255,12 @@ class Executor:
         self.determinism_runs = determinism_runs
         self.static_check = static_check
         self.isolate = isolate
+        self.grace_s = grace_s
         self._seeds: set[int] = set()
         self._free: list[_Server] = []
         self._size = self.workers  # servers alive or being restarted
         self._lock = threading.Condition()
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sandbox")
-        self._helpers = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sandbox-io")
         self._closed = False
         try:
             for _ in range(self.workers):
@@ -243,17 +288,16 @@ class Executor:
         try:
             return self._do(job, float(timeout_s) if isinstance(timeout_s, (int, float)) else timeout_s)
         except SandboxError as e:
-            return ExecResult(False, error=f"{INFRA_PREFIX} {e}")
+            return ExecResult(False, error=f"{INFRA_PREFIX} {e}", infra=True)
         except Exception as e:  # the executor never raises for model input; a bug here is logged loudly
             log.exception("sandbox: internal error")
-            return ExecResult(False, error=f"{INFRA_PREFIX} internal error: {type(e).__name__}: {e}")
+            return ExecResult(False, error=f"{INFRA_PREFIX} internal error: {type(e).__name__}: {e}", infra=True)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             servers, self._free = self._free, []
         self._pool.shutdown(wait=False)
-        self._helpers.shutdown(wait=False)
         for s in servers:
             s.close()
 
@@ -263,57 +307,78 @@ class Executor:
     def __exit__(self, *exc):
         self.close()
 
-    # ------------------------------------------------------------ internals
+    # ------------------------------------------------------------ the judge
 
     def _do(self, job: Job, timeout_s: float) -> ExecResult:
         if not (isinstance(timeout_s, float) and 0 < timeout_s <= MAX_TIMEOUT_S):
             return ExecResult(False, error=f"invalid timeout {timeout_s!r} (0 < timeout_s <= {MAX_TIMEOUT_S:g})")
         if isinstance(job, Equal):
-            if not all(isinstance(x, str) and len(x) <= code_check.MAX_CODE_CHARS for x in (job.a, job.b)):
-                return ExecResult(False, error="answer is not a string of acceptable length")
-            return self._call([{"mode": "equal", "a": job.a, "b": job.b}], timeout_s)[0]
+            return _equal(job)
         reason = code_check.check_program(job.code) if self.static_check else None
         reason = reason or code_check.check_inputs(job.inputs)
         if reason:
-            return ExecResult(False, error=f"rejected: {reason}")
+            return ExecResult(False, error=f"rejected: {reason}", match=False if isinstance(job, Check) else None)
         if isinstance(job, Check):
-            if code_check.check_inputs(job.expected):
-                return ExecResult(False, error="rejected: expected value is not a Python literal")
-            req = {"mode": "check", "code": job.code, "inputs": job.inputs, "expected": job.expected}
-            return self._call([req], timeout_s)[0]
-        req = {"mode": "run", "code": job.code, "inputs": job.inputs}
-        runs = min(job.runs or self.determinism_runs, 2)
-        results = self._call([req] * runs, timeout_s)  # concurrently, in different servers
-        infra = next((r for r in results if r.error and r.error.startswith(INFRA_PREFIX)), None)
-        if infra or not results[0].ok:
-            return infra or results[0]
-        if runs > 1:
-            if not results[1].ok:
-                return ExecResult(False, error=f"non-deterministic: second run failed ({results[1].error})")
-            if results[0].canonical != results[1].canonical:
-                return ExecResult(False, error="non-deterministic: two runs returned different values")
-        return results[0]
+            return self._check(job, timeout_s)
+        return self._runs(job.code, job.inputs, job.runs, timeout_s)
+
+    def _runs(self, code: str, inputs: str, runs: int | None, timeout_s: float) -> ExecResult:
+        """Run f(*inputs) in `runs` servers at once (different hash seeds); their outputs must agree exactly."""
+        runs = max(1, min(runs or self.determinism_runs, 2))
+        return _agree(self._call([{"code": code, "inputs": inputs}] * runs, timeout_s))
+
+    def _check(self, job: Check, timeout_s: float) -> ExecResult:
+        """The verdict f(*inputs) == expected, computed here: the sandbox only ever sees code and inputs."""
+        try:
+            expected = literals.parse(job.expected)
+        except literals.NotLiteral:
+            return ExecResult(False, error="rejected: expected value is not a Python literal", match=False)
+        res = self._runs(job.code, job.inputs, job.runs, timeout_s)
+        match = res.ok and literals.parse(res.output) == expected  # both plain builtin values: == runs no program
+        return ExecResult(res.ok, res.output, res.error, match, res.infra, res.nondeterministic)
 
     def _call(self, reqs: list[dict], timeout_s: float) -> list[ExecResult]:
-        """Send each request to its own server at the same time; results in order."""
+        """Send each request to its own server, so they run at the same time, then collect the replies in order."""
         limits = {"timeout_s": timeout_s, "memory_mb": self.memory_mb, "max_output_chars": self.max_output_chars}
         servers = self._acquire(len(reqs))
         try:
-            if len(reqs) == 1:
-                return [self._call_one(servers[0], {**reqs[0], **limits}, timeout_s)]
-            futures = [self._helpers.submit(self._call_one, srv, {**req, **limits}, timeout_s)
-                       for srv, req in zip(servers, reqs)]
-            return [f.result() for f in futures]
+            sent = [self._guard(srv, srv.send, {**req, **limits}) for srv, req in zip(servers, reqs)]
+            deadline = time.monotonic() + timeout_s + self.grace_s
+            replies = [self._guard(srv, srv.receive, rid, max(0.0, deadline - time.monotonic()))
+                       if isinstance(rid, int) else rid for srv, rid in zip(servers, sent)]
+            return [self._result(r) if isinstance(r, dict) else r for r in replies]
         finally:
             self._release(servers)
 
-    def _call_one(self, server: _Server, req: dict, timeout_s: float) -> ExecResult:
+    def _guard(self, server: _Server, fn, *args):
+        """fn(*args), or an infra ExecResult after retiring `server` if it broke the protocol."""
         try:
-            res = server.call(req, timeout_s + MARGIN_S)
+            return fn(*args)
         except SandboxError as e:
-            log.warning("sandbox: %s; restarting that server", e)
-            return ExecResult(False, error=f"{INFRA_PREFIX} {e}")
-        return ExecResult(res["ok"], res.get("output"), res.get("error"), res.get("match"), res.get("canonical"))
+            log.warning("sandbox: %s; retiring that server", e)
+            server.close()  # a late or confused server never serves another request
+            return ExecResult(False, error=f"{INFRA_PREFIX} {e}", infra=True)
+
+    def _result(self, reply: dict) -> ExecResult:
+        """Turn a server's reply (untrusted in everything but its status) into a result for one run."""
+        status = reply["status"]
+        if status == "infra":
+            log.warning("sandbox: %s", reply["error"])
+            return ExecResult(False, error=f"{INFRA_PREFIX} {reply['error']}", infra=True)
+        if status == "timeout":
+            return ExecResult(False, error=reply["error"])
+        if status == "error":
+            return ExecResult(False, error=_program_error(reply["error"]))
+        output = reply["output"]
+        if len(output) > self.max_output_chars:
+            return ExecResult(False, error=f"output too large ({len(output)} > {self.max_output_chars} chars)")
+        try:
+            literals.parse(output)
+        except literals.NotLiteral as e:
+            return ExecResult(False, error=f"output is not a literal: {e}")
+        return ExecResult(True, output)
+
+    # ------------------------------------------------------------ the pool
 
     def _acquire(self, n: int) -> list[_Server]:
         with self._lock:
@@ -356,6 +421,39 @@ class Executor:
         return _Server(seed, self.isolate)
 
 
+def _agree(results: list[ExecResult]) -> ExecResult:
+    """One result from the runs of one program: the first failure, or the output all runs returned."""
+    infra = next((r for r in results if r.infra), None)
+    if infra or not results[0].ok:
+        return infra or results[0]
+    for other in results[1:]:
+        if not other.ok:
+            return ExecResult(False, error=f"non-deterministic: another run failed ({other.error})",
+                              nondeterministic=True)
+        if other.output != results[0].output:
+            return ExecResult(False, error="non-deterministic: two runs returned different values",
+                              nondeterministic=True)
+    return results[0]
+
+
+def _equal(job: Equal) -> ExecResult:
+    if not all(isinstance(x, str) and len(x) <= code_check.MAX_CODE_CHARS for x in (job.a, job.b)):
+        return ExecResult(False, error="answer is not a string of acceptable length")
+    try:
+        return ExecResult(True, match=literals.parse(job.a) == literals.parse(job.b))
+    except literals.NotLiteral as e:
+        return ExecResult(False, error=f"not a literal: {e}", match=False)
+
+
+def _program_error(text: str | None) -> str:
+    """A program's error line, as data: the exception type must look like one, and the line stays short."""
+    text = (text or "program failed").replace("\n", " ")[:300]
+    if ERROR_TYPE.match(text) or text in ("output too large", "malformed result from the program") \
+            or text.startswith("program "):
+        return text
+    return "program error: " + text
+
+
 _default: Executor | None = None
 _default_lock = threading.Lock()
 
@@ -363,7 +461,7 @@ _default_lock = threading.Lock()
 def from_config(cfg) -> Executor:
     """An executor built from an ExecutorConfig."""
     return Executor(workers=cfg.workers or None, memory_mb=cfg.memory_mb, max_output_chars=cfg.max_output_chars,
-                    determinism_runs=cfg.determinism_runs)
+                    determinism_runs=cfg.determinism_runs, grace_s=cfg.grace_s)
 
 
 def default_executor() -> Executor:

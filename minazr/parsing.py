@@ -10,6 +10,7 @@ import math
 import re
 from fractions import Fraction
 
+from minazr import literals
 from minazr.code_check import check_inputs
 
 ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
@@ -19,6 +20,7 @@ THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
 FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?(?:\s*/\s*\d+)?")
 KEEP_TOP_LEVEL = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
+MAX_NUMBER_CHARS = 400  # far past any float; keeps int() away from Python's 4,300-digit limit
 
 
 class ParseError(ValueError):
@@ -70,7 +72,10 @@ def program(text: str) -> str:
             seen_f = seen_f or (isinstance(stmt, ast.FunctionDef) and stmt.name == "f")
         if seen_f:
             tree.body = kept
-            return ast.unparse(tree)
+            try:
+                return ast.unparse(tree)
+            except (ValueError, RecursionError, MemoryError):  # an int past Python's digit limit, deep nesting
+                continue
     raise ParseError("no program defining f" if candidates != [text] else "no python code block")
 
 
@@ -113,14 +118,19 @@ def call_arguments(text: str) -> str | None:
     return None
 
 
-def number(text: str) -> float:
-    """The last number in `text`: commas, $, %, units and fractions like 3/4 are tolerated."""
+def number(text: str) -> int | float:
+    """The last number in `text`: commas, $, %, units and fractions like 3/4 are tolerated. An integer written as
+    one ("1,234", "-7") comes back as an int, exactly; anything else as a float."""
     cleaned = text.replace("$", "").replace("\\", " ")
     found = [m.group(0) for m in NUMBER.finditer(cleaned) if re.search(r"\d", m.group(0))]
     if not found:
         raise ParseError("no number in the answer")
     raw = found[-1].replace(",", "").replace(" ", "")
+    if len(raw) > MAX_NUMBER_CHARS:
+        raise ParseError("number too long")
     try:
+        if re.fullmatch(r"[-+]?\d+", raw):
+            return int(raw)
         value = float(Fraction(raw)) if "/" in raw else float(raw)
     except (ValueError, ZeroDivisionError, OverflowError):
         raise ParseError("unreadable number") from None
@@ -129,8 +139,12 @@ def number(text: str) -> float:
     return value
 
 
-def numbers_equal(a: float, b: float, rel: float = 1e-4, abs_tol: float = 1e-6) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=abs_tol)
+def numbers_equal(answer: int | float, gold: int | float, rel: float = 1e-4, abs_tol: float = 1e-6) -> bool:
+    """An integer gold (or a float with an integer value) must be matched exactly: 123450000 is not 123456789.
+    A fractional gold keeps a relative tolerance, so 0.3333 matches 1/3."""
+    if isinstance(gold, int) or float(gold).is_integer():
+        return answer == gold
+    return math.isclose(answer, gold, rel_tol=rel, abs_tol=abs_tol)
 
 
 def _candidates(text: str) -> list[str]:
@@ -149,8 +163,4 @@ def _candidates(text: str) -> list[str]:
 
 
 def _is_literal(text: str) -> bool:
-    try:
-        ast.literal_eval(text)
-        return True
-    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-        return False
+    return literals.is_literal(text)  # the judge's own reader: every answer accepted here can be compared

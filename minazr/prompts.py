@@ -20,7 +20,8 @@ R1_TEMPLATE = ("A conversation between User and Assistant. The user asks a quest
 
 CODE_RULES = """### Code requirements
 - Name the entry function `f` (`def f(...): ...`); helper functions and classes may be defined inside `f` or above it.
-- `f` takes at least one argument and returns a value; it must be deterministic.
+- `f` takes at least one argument and returns a plain value (numbers, strings, booleans, None, and lists, tuples,
+  dicts and sets of them); it must be deterministic.
 - Do not use randomness, date/time, files, the network, printing or any external state.
 - Allowed imports: math, collections, itertools, functools, operator, string, re, heapq, bisect, copy, fractions,
   decimal, typing, dataclasses, json, textwrap. It must finish within a few seconds.

@@ -1,19 +1,26 @@
-"""Sandbox fork-server: runs model-written Python programs, one forked child per program.
+"""Sandbox fork-server: runs model-written Python programs, one forked child per program, and hands back data only.
 
-This file is executed as a script (`python -I -S sandbox_server.py`) by `minazr.executor`, never imported by
-the caller, and uses only the standard library so it starts in milliseconds with a scrubbed environment.
+This file is executed as a script (`python -s -S sandbox_server.py WORKDIR DROP_UID`) by `minazr.executor`, never
+imported by the caller, and uses only the standard library (plus its sibling files literals.py and
+sandbox_rules.py, found because a script's own folder is first on sys.path).
 
 Process tree (Linux, as root, where `unshare` is available):
 
-    caller (minazr.executor)            never runs model code
+    caller (minazr.executor)            never runs model code; parses outputs and computes every verdict
       `- unshare --net --pid --fork     new network namespace (no interfaces up) and PID namespace
            `- this server (PID 1)        preloads the allowed modules once, then loops: read request, fork child
-                `- child per request     rlimits, uid/gid 65534, empty read-only cwd, audit hook, run f, write result
+                `- child per request     rlimits, uid/gid 65534, chroot to an empty dir, audit hook, run f
 
-The server talks to the caller over stdin/stdout with length-prefixed JSON messages (never pickle):
-    request  {"mode": "run"|"check"|"equal", "code", "inputs", "expected", "a", "b",
-              "timeout_s", "memory_mb", "max_output_chars"}
-    response {"ok": bool, "output": str|None, "error": str|None, "match": bool|None}
+Wire to the caller: length-prefixed JSON on stdin/stdout (never pickle), one request at a time:
+    request  {"id": int, "code": str, "inputs": str, "timeout_s": float, "memory_mb": int, "max_output_chars": int}
+    reply    {"id": int, "status": "returned"|"error"|"timeout"|"infra", "output": str|None, "error": str|None}
+
+The child writes raw bytes on its result pipe: b"R" once it is confined, just before any model code runs, then
+b"O" + the output's literal text (minazr/literals.py) or b"E" + an error line. Everything after b"R" is the
+program's: a program can write anything there, so this server only classifies it (output, error, malformed) and
+the caller treats it as untrusted data. No expected value, gold answer or verdict ever enters this process.
+Whether a failure is the sandbox's fault ("infra") is decided here from what the server saw, not from text:
+a child that never wrote b"R" failed before model code ran.
 
 The child arms a deny-by-default audit hook before any model code runs: every audit event outside a short list of
 harmless ones (compile/exec used by namedtuple and dataclasses, restricted-attribute reads, id()) raises
@@ -21,7 +28,7 @@ PermissionError. That blocks file opens, imports of modules not preloaded here, 
 subprocess, sockets, ctypes, marshal and code-object construction, even when a program gets past the static checks.
 """
 
-import ast
+import gc
 import json
 import os
 import resource
@@ -31,36 +38,28 @@ import struct
 import sys
 import time
 
-PRELOADED = (
-    "__future__ math cmath collections collections.abc itertools functools operator string re heapq bisect copy "
-    "statistics fractions decimal numbers typing dataclasses enum json textwrap unicodedata array abc keyword "
-    "difflib pprint struct base64 binascii zlib contextlib types reprlib graphlib codecs"
-).split()
+import literals
+import sandbox_rules
+
 # Codecs are imported lazily on first use; load the common ones now (nothing can be imported after confinement).
 CODECS = ("utf_8 utf_8_sig utf_16 utf_16_le utf_16_be utf_32 utf_32_le utf_32_be ascii latin_1 cp1252 cp437 "
-          "idna punycode rot_13 unicode_escape raw_unicode_escape hex_codec base64_codec").split()
-for _name in PRELOADED + [f"encodings.{c}" for c in CODECS]:
+          "idna punycode unicode_escape raw_unicode_escape").split()
+for _name in sorted(sandbox_rules.ALLOWED_MODULES) + [f"encodings.{c}" for c in CODECS]:
     __import__(_name)
 
-# Modules the program may never import, even when preloaded (checked by the sandbox's own __import__).
-BANNED_MODULES = frozenset(
-    "logging random multiprocessing pebble subprocess threading datetime time hashlib hmac bcrypt calendar "
-    "os sys socket shutil ctypes importlib pathlib signal resource gc inspect asyncio builtins io".split()
-)
 # Audit events a running program may raise; everything else is refused.
 ALLOWED_EVENTS = frozenset(
     {"compile", "exec", "object.__getattr__", "object.__setattr__", "object.__delattr__", "builtins.id",
      "sys._getframe", "array.__new__"}
 )
-# Builtins removed from the program's namespace (the static check bans them too; this is the second layer).
-REMOVED_BUILTINS = ("open", "exec", "eval", "compile", "globals", "locals", "vars", "input", "breakpoint",
-                    "help", "exit", "quit", "memoryview")
 NOBODY = 65534
 RESULT_FD = 3
+DEVNULL = os.open(os.devnull, os.O_RDWR)  # opened once; every child puts it on its stdin/stdout/stderr
 HEADER = struct.Struct("<I")
+ERROR_CHARS = 300
 
 
-# ---------------------------------------------------------------- wire
+# ---------------------------------------------------------------- wire to the caller
 
 
 def read_msg(fd):
@@ -83,7 +82,7 @@ def _read_exact(fd, n):
 
 
 def write_msg(fd, obj):
-    body = json.dumps(obj, ensure_ascii=False).encode("utf-8", "replace")
+    body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
     data = HEADER.pack(len(body)) + body
     while data:
         data = data[os.write(fd, data):]
@@ -120,11 +119,8 @@ def _make_audit_hook():
 
 
 def _sandbox_import(name, globals=None, locals=None, fromlist=(), level=0):
-    root = name.partition(".")[0]
-    if level or root in BANNED_MODULES or (root.startswith("_") and root != "__future__"):
+    if level or name not in sandbox_rules.ALLOWED_MODULES:
         raise ImportError(f"sandbox: import of {name!r} is not allowed")
-    if name not in sys.modules:
-        raise ImportError(f"sandbox: module {name!r} is not available (preloaded: {', '.join(PRELOADED)})")
     return __import__(name, globals, locals, fromlist, level)
 
 
@@ -132,27 +128,29 @@ def _restricted_builtins():
     import builtins
 
     ns = dict(builtins.__dict__)
-    for name in REMOVED_BUILTINS:
+    for name in sandbox_rules.REMOVED_BUILTINS:
         ns.pop(name, None)
     ns["__import__"] = _sandbox_import
     return ns
 
 
+# Built once here, not in every child: each child has its own copy-on-write copy, and building it there would
+# touch (and so copy) hundreds of pages for every program.
+RESTRICTED_BUILTINS = _restricted_builtins()
+ARGS_NAMESPACE = {"__builtins__": {}, "set": set, "frozenset": frozenset}
+
+
 def _confine(req, workdir, drop_uid):
     """Everything that must hold before model code runs. Order matters: rlimits and chdir before dropping root."""
     os.setpgid(0, 0)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.closerange(RESULT_FD + 1, 1 << 16)
+    os.closerange(RESULT_FD + 1, 1 << 16)  # DEVNULL and everything else but the result pipe
     os.chdir(workdir)
     try:
         os.chroot(".")  # the empty, read-only workdir becomes "/": no file on the host is reachable by path
     except OSError:
-        pass  # not root and no user namespace: the audit hook still refuses every open (see README)
+        pass  # not root and no user namespace: the audit hook still refuses every open (see docs)
     os.chdir("/")
-    os.nice(10)  # programs yield the CPU to the trainer
-    os.environ.clear()
+    os.nice(10)  # programs yield the CPU to the trainer (the environment was emptied when the server started)
     cpu = int(req["timeout_s"]) + 1
     mem = int(req["memory_mb"]) * 1024 * 1024
     for limit, value in ((resource.RLIMIT_CPU, (cpu, cpu + 1)), (resource.RLIMIT_AS, (mem, mem)),
@@ -169,18 +167,14 @@ def _confine(req, workdir, drop_uid):
 
 
 def _parse_args(inputs):
-    """`inputs` is argument-list source text such as "[1, 2], 3" or "x=1"; only literals are accepted."""
-    call = ast.parse(f"f({inputs})", mode="eval").body
-    if not isinstance(call, ast.Call) or any(isinstance(a, ast.Starred) for a in call.args) \
-            or any(k.arg is None for k in call.keywords):
-        raise ValueError("inputs must be a plain argument list")
-    args = [ast.literal_eval(a) for a in call.args]
-    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-    return args, kwargs
+    """`inputs` is argument-list source text such as "[1, 2], 3" or "x=1". The caller has already checked that it
+    is an argument list of literals (minazr/code_check.py), and this child is where model code runs anyway, so
+    evaluating it here with no builtins is safe, and cheaper than building an AST."""
+    return eval(f"(lambda *a, **k: (a, k))({inputs})", ARGS_NAMESPACE)
 
 
 def _load_f(code):
-    ns = {"__builtins__": _restricted_builtins(), "__name__": "__sandbox__"}
+    ns = {"__builtins__": RESTRICTED_BUILTINS, "__name__": "__sandbox__"}
     exec(compile(code, "<program>", "exec"), ns)
     f = ns.get("f")
     if not callable(f):
@@ -188,106 +182,36 @@ def _load_f(code):
     return f
 
 
-PLAIN = (int, float, complex, str, bytes, bool, type(None))
-CONTAINERS = {"frozenset": frozenset, "set": set, "tuple": tuple, "list": list, "dict": dict}
-
-
-def _read_value(text):
-    """A value from its repr: a Python literal, or frozenset(...)/set() of one (reprs that literal_eval refuses)."""
+def _error_line(e):
+    """`Type: message` of a program's exception (its __str__ is program code too, so it may fail)."""
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        node = ast.parse(text.strip(), mode="eval").body
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CONTAINERS \
-                and not node.keywords and len(node.args) <= 1:
-            return CONTAINERS[node.func.id](*(ast.literal_eval(a) for a in node.args))
-        raise
-
-
-def _values_equal(a, b):
-    """Value equality of two values given as source text; falls back to text equality when unreadable."""
-    try:
-        return _read_value(a) == _read_value(b)
-    except Exception:
-        return a.strip() == b.strip()
-
-
-def _plain(value):
-    """True when value is built only from exact builtin literal types, so == cannot be overridden by a program."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        t = type(v)
-        if t in PLAIN:
-            continue
-        if t in (list, tuple, set, frozenset):
-            stack.extend(v)
-        elif t is dict:
-            stack.extend(v.keys())
-            stack.extend(v.values())
-        else:
-            return False
-    return True
-
-
-def _canonical(value, path=frozenset()):
-    """A text form equal for equal values whatever the hash seed: set elements and dict items sorted.
-    `path` holds the containers being printed, so a self-referential value prints `...` as repr does."""
-    if id(value) in path:
-        return "..."
-    inner = path | {id(value)}
-    t = type(value)
-    if isinstance(value, (set, frozenset)):
-        return f"{t.__name__}{{{', '.join(sorted(_canonical(v, inner) for v in value))}}}"
-    if isinstance(value, dict):
-        items = sorted(f"{_canonical(k, inner)}: {_canonical(v, inner)}" for k, v in value.items())
-        return f"{t.__name__}{{{', '.join(items)}}}"
-    if isinstance(value, (list, tuple)):
-        return f"{t.__name__}[{', '.join(_canonical(v, inner) for v in value)}]"
-    return repr(value)
-
-
-def _evaluate(req):
-    mode = req["mode"]
-    if mode == "equal":
-        return {"ok": True, "output": None, "error": None, "match": bool(_values_equal(req["a"], req["b"]))}
-    f = _load_f(req["code"])
-    args, kwargs = _parse_args(req["inputs"])
-    value = f(*args, **kwargs)
-    if mode == "check":
-        # A program's own __eq__ must not decide: compare only values made of builtin literal types.
-        expected = _read_value(req["expected"])
-        return {"ok": True, "output": None, "error": None, "match": _plain(value) and value == expected}
-    out = repr(value)
-    if len(out) > req["max_output_chars"]:
-        return {"ok": False, "output": None, "error": f"output too large ({len(out)} > {req['max_output_chars']} chars)",
-                "match": None}
-    canon = _canonical(value)
-    if len(canon) > 4 * req["max_output_chars"]:
-        canon = out
-    return {"ok": True, "output": out, "error": None, "match": None, "canonical": canon}
+        return f"{type(e).__name__}: {str(e)[:200]}"
+    except BaseException:
+        return f"{type(e).__name__}: (message could not be shown)"
 
 
 def child_main(req, workdir, drop_uid):
+    write, exit_ = os.write, os._exit  # captured before model code runs: a program may replace module attributes
     try:
-        try:
-            _confine(req, workdir, drop_uid)
-        except BaseException as e:
-            write_msg(RESULT_FD, {"ok": False, "output": None, "match": None,
-                                  "error": f"sandbox setup failed: {type(e).__name__}: {e}"})
-            return
-        try:
-            res = _evaluate(req)
-        except RecursionError:
-            res = {"ok": False, "output": None, "error": "RecursionError: maximum recursion depth exceeded",
-                   "match": None}
-        except MemoryError:
-            res = {"ok": False, "output": None, "error": "MemoryError: memory limit exceeded", "match": None}
-        except BaseException as e:  # the program's failure is a normal, reported outcome
-            res = {"ok": False, "output": None, "error": f"{type(e).__name__}: {str(e)[:200]}", "match": None}
-        write_msg(RESULT_FD, res)
+        _confine(req, workdir, drop_uid)
+    except BaseException as e:
+        write(RESULT_FD, b"S" + f"{type(e).__name__}: {e}".encode("utf-8", "backslashreplace"))
+        exit_(0)
+    write(RESULT_FD, b"R")  # from here on, what the pipe holds is the program's
+    try:
+        args, kwargs = _parse_args(req["inputs"])  # before any of the program's own code has run
+        f = _load_f(req["code"])
+        frame = b"O" + literals.serialize(f(*args, **kwargs), req["max_output_chars"]).encode("utf-8")
+    except RecursionError:
+        frame = b"ERecursionError: maximum recursion depth exceeded"
+    except MemoryError:
+        frame = b"EMemoryError: memory limit exceeded"
+    except BaseException as e:  # the program's failure is a normal, reported outcome
+        frame = b"E" + _error_line(e).encode("utf-8", "backslashreplace")
+    try:
+        write(RESULT_FD, frame)
     finally:
-        os._exit(0)
+        exit_(0)
 
 
 # ---------------------------------------------------------------- server side
@@ -307,20 +231,32 @@ def _describe_exit(status):
 
 
 def run_one(req, workdir, drop_uid):
-    r, w = os.pipe()
-    pid = os.fork()
+    """Fork a child for one request, collect what it writes, and classify it (see the module docstring)."""
+    try:
+        r, w = os.pipe()
+        pid = os.fork()
+    except OSError as e:
+        return {"status": "infra", "error": f"fork failed: {e}"}
     if pid == 0:
-        os.close(r)
-        if w != RESULT_FD:
-            os.dup2(w, RESULT_FD)
-            os.close(w)
-        child_main(req, workdir, drop_uid)
+        for fd in (0, 1, 2):  # first, in case DEVNULL is fd 3 (it is, when the server started with only 0-2)
+            os.dup2(DEVNULL, fd)
+        os.dup2(w, RESULT_FD)
+        child_main(req, workdir, drop_uid)  # closes every other descriptor (r, w, DEVNULL) before model code
     os.close(w)
+    data, timed_out = _collect(r, pid, req)
+    _kill_group(pid)
+    _, status = os.waitpid(pid, 0)
+    os.close(r)
+    _reap_orphans()
+    return _classify(bytes(data), status, timed_out, req)
+
+
+def _collect(r, pid, req):
+    """Read the child's pipe until it exits, the timeout passes, or it wrote more than any honest result."""
     pidfd = os.pidfd_open(pid)
     deadline = time.monotonic() + req["timeout_s"]
-    limit = 4 * req["max_output_chars"] + 4096
-    data, timed_out = bytearray(), False
-    fds = [r, pidfd]
+    limit = 4 * req["max_output_chars"] + 4 * ERROR_CHARS + 16  # UTF-8 is at most 4 bytes a character
+    data, timed_out, fds = bytearray(), False, [r, pidfd]
     while len(data) <= limit:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -333,20 +269,32 @@ def run_one(req, workdir, drop_uid):
             while r in fds and select.select([r], [], [], 0)[0] and _read_into(r, data):
                 pass
             break
-    _kill_group(pid)
-    _, status = os.waitpid(pid, 0)
-    os.close(r)
     os.close(pidfd)
-    _reap_orphans()
+    return data, timed_out
+
+
+def _classify(data, status, timed_out, req):
+    if not data.startswith(b"R"):  # no model code ran: whatever went wrong is the sandbox's fault
+        if data.startswith(b"S"):
+            why = "sandbox setup failed: " + data[1:ERROR_CHARS].decode("utf-8", "replace")
+        else:
+            why = "sandbox setup timed out" if timed_out else f"sandbox setup failed ({_describe_exit(status)})"
+        return {"status": "infra", "error": why}
+    tag, payload = data[1:2], data[2:]
     if timed_out:
-        return {"ok": False, "output": None, "error": f"timeout after {req['timeout_s']:g}s", "match": None}
-    if len(data) > limit:
-        return {"ok": False, "output": None, "error": "result message too large", "match": None}
-    try:
-        (n,) = HEADER.unpack(data[:HEADER.size])
-        return json.loads(bytes(data[HEADER.size:HEADER.size + n]))
-    except Exception:
-        return {"ok": False, "output": None, "error": _describe_exit(status), "match": None}
+        return {"status": "timeout", "error": f"timeout after {req['timeout_s']:g}s"}
+    if len(data) > 4 * req["max_output_chars"] + 4 * ERROR_CHARS + 16:
+        return {"status": "error", "error": "output too large"}
+    if tag == b"":
+        return {"status": "error", "error": _describe_exit(status)}
+    if tag == b"E":
+        return {"status": "error", "error": payload[:4 * ERROR_CHARS].decode("utf-8", "replace")[:ERROR_CHARS]}
+    if tag == b"O":
+        try:
+            return {"status": "returned", "output": payload.decode("utf-8")}
+        except UnicodeDecodeError:
+            pass
+    return {"status": "error", "error": "malformed result from the program"}
 
 
 def _read_into(fd, data):
@@ -375,13 +323,18 @@ def _reap_orphans():
 
 def main():
     workdir, drop_uid = sys.argv[1], sys.argv[2] == "1"  # drop_uid: the caller is really root
+    os.environ.clear()  # children inherit nothing (the hash seed was read when this interpreter started)
+    gc.freeze()  # everything loaded so far is never collected, so children do not copy it on write for the GC
     # Announce readiness so the caller can tell a broken start from a slow one.
     write_msg(1, {"ready": True, "pid_namespace": os.getpid() == 1, "drop_uid": drop_uid})
     while True:
         req = read_msg(0)
         if req is None:
             return
-        write_msg(1, run_one(req, workdir, drop_uid))
+        reply = run_one(req, workdir, drop_uid)
+        reply["id"] = req["id"]
+        write_msg(1, reply)
+        del req, reply  # nothing of one request stays reachable in the next child
 
 
 if __name__ == "__main__":

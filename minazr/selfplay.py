@@ -12,9 +12,14 @@ Top to bottom, for every task type in the config:
   5. rewards   solver: correct / wrong / unparseable; proposer: learnability 1 - solve rate, or invalid.
   6. advantages over all trainable samples, and per-token loss weights.
 Returns the scored samples (token ids, behaviour log-probs, policy version, reward, advantage) and step metrics.
-A batch where every proposal is invalid, or every answer unparseable, is a normal step.
+A batch where every proposal is invalid, or every answer unparseable, is a normal step, and so is any exception
+raised while parsing, validating or judging one completion: it is that sample's failure, recorded with its reason
+(`_per_sample`), never the step's. Samples the sandbox failed on (ExecResult.infra) are dropped, not scored. An
+abduction task whose program answers a solver's input with two different outputs is retracted: the proposal
+counts as invalid, the task leaves the buffer, and answers to it are not trained on.
 """
 
+import logging
 import random
 import time
 from collections import Counter
@@ -22,11 +27,14 @@ from dataclasses import dataclass, field
 
 from minazr.advantages import ESTIMATORS, token_weights
 from minazr.buffer import Buffers
-from minazr.executor import INFRA_PREFIX, ExecResult, Executor, Job
+from minazr.executor import ExecResult, Executor, Job
 from minazr.parsing import ParseError
 from minazr.policy import GenRequest, Generation, Policy, Sampling, ScoredSample
 from minazr.rewards import RewardScheme, proposer_reward, solver_reward
 from minazr.tasks import Entry, Invalid, Task
+
+log = logging.getLogger(__name__)
+_LOGGED: set[tuple[str, str]] = set()  # (where, exception type) already logged with a traceback
 
 
 @dataclass
@@ -57,6 +65,7 @@ class _Solve:
     reason: str | None = None  # why it is unparseable
     correct: bool = False
     infra: bool = False  # the sandbox failed, not the model: not trained on
+    flawed_task: bool = False  # the proposer's program was non-deterministic on this answer: not trained on
 
 
 class _Ids:
@@ -96,10 +105,12 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
     phase("judge")
     t0 = time.perf_counter()
     judge(mc + solves, executor, timeout_s)
+    retracted = retract_flawed(proposals, mc + solves, buffers)
     timings["time/judge"] = time.perf_counter() - t0
 
-    _assign_rewards(proposals, [s for s in mc if not s.infra], solves, scheme)
-    samples = [p.sample for p in proposals if not p.infra] + [s.sample for s in solves if not s.infra]
+    _assign_rewards(proposals, [s for s in mc if not (s.infra or s.flawed_task)], solves, scheme)
+    samples = [p.sample for p in proposals if not p.infra] \
+        + [s.sample for s in solves if not (s.infra or s.flawed_task)]
     advantages = ESTIMATORS[estimator]([s.reward for s in samples], [s.prompt_id for s in samples],
                                        [(s.task, s.role) for s in samples])
     weights = token_weights([len(s.completion_token_ids) for s in samples], weighting)
@@ -107,6 +118,7 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
         s.advantage, s.token_weight = a, w
     metrics = step_metrics(proposals, solves, buffers, added) | timings
     metrics["sandbox_failures"] = sum(x.infra for x in proposals + mc + solves)
+    metrics["retracted_tasks"] = retracted
     metrics["gen/completion_tokens"] = sum(len(x.sample.completion_token_ids) for x in proposals + mc + solves)
     metrics["gen/completions"] = len(proposals) + len(mc) + len(solves)
     return StepResult(samples, metrics, new_entries)
@@ -126,26 +138,25 @@ def propose(policy, buffers, tasks, per_task, n, render, rng, sampling, ids) -> 
         for c in gen.completions:
             sample = _sample(task.name, "propose", pid, prompt, gen, c)
             p = _Proposal(task, ctx, sample)
-            try:
-                p.fields = task.parse_proposal(c.text, ctx)
-            except ParseError as e:
-                p.reason = str(e)
+            p.fields, p.reason = _per_sample("parse_proposal", task.parse_proposal, c.text, ctx)
             proposals.append(p)
     return proposals
 
 
 def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, step: int) -> list[Entry]:
     """Run every parsed proposal in the sandbox in one batch; sets entry or reason on each; returns the entries."""
-    todo = [p for p in proposals if p.fields is not None]
-    results = _run_jobs([p.task.validation_jobs(p.fields) for p in todo], executor, timeout_s)
-    for p, res in zip(todo, results):
-        if _infra_failure(res):
+    todo = []
+    for p in proposals:
+        if p.fields is not None:
+            jobs, p.reason = _per_sample("validation_jobs", p.task.validation_jobs, p.fields)
+            if jobs is not None:
+                todo.append((p, jobs))
+    results = _run_jobs([jobs for _, jobs in todo], executor, timeout_s)
+    for (p, _), res in zip(todo, results):
+        if any(r.infra for r in res):
             p.reason, p.infra = "sandbox failure", True
             continue
-        try:
-            p.entry = p.task.make_entry(p.fields, res, step)
-        except Invalid as e:
-            p.reason = str(e)
+        p.entry, p.reason = _per_sample("make_entry", p.task.make_entry, p.fields, res, step)
     return [p.entry for p in proposals if p.entry is not None]
 
 
@@ -162,21 +173,38 @@ def solve(policy, buffers, tasks, proposals, cfg, render, rng, sampling, ids) ->
         pid = ids()
         for c in gen.completions:
             s = _Solve(task, entry, _sample(task.name, "solve", pid, prompt, gen, c))
-            try:
-                s.answer = task.parse_answer(c.text, entry)
-            except ParseError as e:
-                s.reason = str(e)
+            s.answer, s.reason = _per_sample("parse_answer", task.parse_answer, c.text, entry)
             out[0 if i < len(mc_entries) else 1].append(s)
     return out[0], out[1]
 
 
 def judge(solves: list[_Solve], executor: Executor, timeout_s: float) -> None:
     """Check every parsed answer, all executor work in one batch."""
-    todo = [s for s in solves if s.reason is None]
-    results = _run_jobs([s.task.check_jobs(s.entry, s.answer) for s in todo], executor, timeout_s)
-    for s, res in zip(todo, results):
-        s.infra = _infra_failure(res)
-        s.correct = not s.infra and s.task.judge(s.entry, s.answer, res)
+    todo = []
+    for s in solves:
+        if s.reason is None:
+            jobs, s.reason = _per_sample("check_jobs", s.task.check_jobs, s.entry, s.answer)
+            if jobs is not None:
+                todo.append((s, jobs))
+    results = _run_jobs([jobs for _, jobs in todo], executor, timeout_s)
+    for (s, _), res in zip(todo, results):
+        s.infra = any(r.infra for r in res)
+        s.flawed_task = s.task.checks_proposer_program and any(r.nondeterministic for r in res)
+        if not (s.infra or s.flawed_task):
+            correct, s.reason = _per_sample("judge", s.task.judge, s.entry, s.answer, res)
+            s.correct = correct is True
+
+
+def retract_flawed(proposals: list[_Proposal], solves: list[_Solve], buffers: Buffers) -> int:
+    """Tasks whose program gave two outputs for one solver's input are not tasks: out of the buffer, and the
+    proposal that made one this step is invalid. Returns how many were retracted."""
+    flawed = {s.entry.key: s.entry for s in solves if s.flawed_task}
+    for entry in flawed.values():
+        buffers[entry.task].remove(entry.key)
+    for p in proposals:
+        if p.entry is not None and p.entry.key in flawed:
+            p.entry, p.reason = None, "non-deterministic on a solver's input"
+    return len(flawed)
 
 
 def _assign_rewards(proposals, mc, solves, scheme: RewardScheme) -> None:
@@ -278,8 +306,23 @@ def _run_jobs(groups: list[list[Job]], executor: Executor, timeout_s: float) -> 
     return out
 
 
-def _infra_failure(results: list[ExecResult]) -> bool:
-    return any(r.error and r.error.startswith(INFRA_PREFIX) for r in results)
+def _per_sample(where: str, fn, *args):
+    """(fn(*args), None), or (None, reason) when fn raises on this one sample's model text.
+
+    ParseError and Invalid are the expected outcomes. Anything else (a literal past Python's digit limit, absurd
+    nesting, an overflow) is still the sample's failure, not the step's: it is recorded as `unexpected <type>`
+    and logged once per kind with its traceback, so a real bug in task code stays visible."""
+    try:
+        return fn(*args), None
+    except (ParseError, Invalid) as e:
+        return None, str(e) or type(e).__name__
+    except Exception as e:
+        kind = (where, type(e).__name__)
+        if kind not in _LOGGED:
+            _LOGGED.add(kind)
+            log.warning("self-play: %s raised %s on a model completion (scored as a failure of that sample)",
+                        where, type(e).__name__, exc_info=True)
+        return None, f"unexpected {type(e).__name__}"
 
 
 def _sample(task: str, role: str, prompt_id: int, prompt: str, gen: Generation, c) -> ScoredSample:

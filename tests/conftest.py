@@ -30,7 +30,8 @@ class ScriptedPolicy:
         for r in requests:
             texts = self.script(r.prompt, r.n)
             assert len(texts) == r.n, (r.prompt[:80], len(texts), r.n)
-            comps = [Completion(t, list(t.encode()), [-1.0] * len(t.encode())) for t in texts]
+            comps = [Completion(t, list(t.encode("utf-8", "surrogatepass")),
+                                [-1.0] * len(t.encode("utf-8", "surrogatepass"))) for t in texts]
             out.append(Generation(list(r.prompt.encode()[:16]), comps, self.version))
         return out
 

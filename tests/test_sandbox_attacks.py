@@ -37,7 +37,7 @@ def rejected(ex, code, reason, inputs="", timeout_s=5.0):
 
 def test_fork_bomb(checked, raw):
     code = "import os\ndef f():\n    while True:\n        os.fork()"
-    rejected(checked, code, "banned module 'os'")
+    rejected(checked, code, "module \'os\' is not allowed")
     rejected(raw, code, "import of 'os' is not allowed")
     rejected(raw, VIA_SYS + "    while True:\n        os.fork()", "os.fork is not allowed")
 
@@ -86,7 +86,7 @@ def test_environment_is_scrubbed(raw, monkeypatch):
 
 def test_opening_a_socket(checked, raw):
     code = "import socket\ndef f():\n    s = socket.socket()\n    s.connect(('127.0.0.1', 22))\n    return 1"
-    rejected(checked, code, "banned module 'socket'")
+    rejected(checked, code, "module \'socket\' is not allowed")
     rejected(raw, code, "import of 'socket' is not allowed")
 
 
@@ -100,20 +100,20 @@ def test_network_namespace_is_separate(raw):
 
 def test_os_system(checked, raw, tmp_path):
     target = tmp_path / "pwned"
-    rejected(checked, f"import os\ndef f():\n    return os.system('touch {target}')", "banned module 'os'")
+    rejected(checked, f"import os\ndef f():\n    return os.system('touch {target}')", "module \'os\' is not allowed")
     rejected(raw, VIA_SYS + f"    return os.system('touch {target}')", "os.system is not allowed")
     assert not target.exists()
 
 
 def test_subprocess(checked, raw):
     code = "import subprocess\ndef f():\n    return subprocess.run(['id'], capture_output=True).stdout"
-    rejected(checked, code, "banned module 'subprocess'")
+    rejected(checked, code, "module \'subprocess\' is not allowed")
     rejected(raw, code, "import of 'subprocess' is not allowed")
     rejected(raw, VIA_SYS + "    return os.posix_spawn('/bin/true', ['true'], {})", "os.posix_spawn is not allowed")
 
 
 def test_killing_the_parent(checked, raw):
-    rejected(checked, "import os\ndef f():\n    os.kill(os.getppid(), 9)", "banned module 'os'")
+    rejected(checked, "import os\ndef f():\n    os.kill(os.getppid(), 9)", "module \'os\' is not allowed")
     rejected(raw, VIA_SYS + "    os.kill(os.getppid(), 9)", "os.kill is not allowed")
     rejected(raw, VIA_SYS + "    os.killpg(0, 9)", "os.killpg is not allowed")
     assert raw.run("def f():\n    return 1", "").ok  # the servers are still there
@@ -127,7 +127,7 @@ def test_runs_unprivileged(raw):
 
 
 def test_sys_exit(checked, raw):
-    rejected(checked, "import sys\ndef f():\n    sys.exit(3)", "banned module 'sys'")
+    rejected(checked, "import sys\ndef f():\n    sys.exit(3)", "module \'sys\' is not allowed")
     rejected(raw, "def f():\n    raise SystemExit(3)", "SystemExit: 3")
     rejected(raw, VIA_SYS + "    os._exit(0)", "exited with code 0 before returning")
 
@@ -144,18 +144,18 @@ def test_import_through_builtins(checked, raw):
     code = "def f():\n    return __builtins__['__import__']('os').getcwd()"
     rejected(checked, code, "dunder name '__builtins__'")
     rejected(raw, code, "import of 'os' is not allowed")
-    rejected(checked, "import builtins\ndef f():\n    return builtins.open('/etc/passwd')", "banned module 'builtins'")
+    rejected(checked, "import builtins\ndef f():\n    return builtins.open('/etc/passwd')", "module \'builtins\' is not allowed")
 
 
 def test_ctypes(checked, raw):
     code = "import ctypes\ndef f():\n    return ctypes.CDLL(None).getpid()"
-    rejected(checked, code, "banned module 'ctypes'")
+    rejected(checked, code, "module \'ctypes\' is not allowed")
     rejected(raw, code, "import of 'ctypes' is not allowed")
 
 
 def test_threads(checked, raw):
-    rejected(checked, "import threading\ndef f():\n    threading.Thread(target=print).start()", "banned module")
-    rejected(checked, "import _thread\ndef f():\n    _thread.start_new_thread(print, ())", "private module")
+    rejected(checked, "import threading\ndef f():\n    threading.Thread(target=print).start()", "not allowed")
+    rejected(checked, "import _thread\ndef f():\n    _thread.start_new_thread(print, ())", "not allowed")
     rejected(raw, "import _thread\ndef f():\n    _thread.start_new_thread(print, ())", "import of '_thread'")
 
 
@@ -164,19 +164,19 @@ def test_printing_megabytes_is_discarded(checked):
     assert res.ok and res.output == "7", res  # within the 5 s timeout: nothing was written anywhere
 
 
-def test_repr_that_never_ends(checked):
+def test_outputs_that_never_end(checked):
+    # a program's own __repr__ never runs: only plain literal values come back
     rejected(checked, "def f():\n    class A:\n        def __repr__(self):\n            return repr(self)\n"
-             "    return A()", "RecursionError")
+             "    return A()", "'A' is not a plain literal")
     rejected(checked, "def f():\n    x = []\n    for _ in range(100_000):\n        x = [x]\n    return x",
-             "RecursionError")
-    res = checked.run("def f():\n    x = [1]\n    x.append(x)\n    return x", "")
-    assert res.ok and res.output == "[1, [...]]"
+             "nested too deeply")
+    rejected(checked, "def f():\n    x = [1]\n    x.append(x)\n    return x", "contains itself")
 
 
 def test_nondeterminism_through_hash_and_id(checked):
     rejected(checked, "def f(s):\n    return hash(s)", "non-deterministic", inputs="'abc'")
-    rejected(checked, "def f():\n    return id(object()) % 1000", "non-deterministic")
-    rejected(checked, "def f():\n    return object()", "non-deterministic")  # repr holds the address
+    rejected(checked, "def f():\n    return id(object())", "non-deterministic")  # not % 1000: that collides 1 time in ~125
+    rejected(checked, "def f():\n    return object()", "not a plain literal")  # its repr would hold an address
 
 
 def test_a_validation_run_stays_within_its_timeout(checked):

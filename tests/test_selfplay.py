@@ -61,7 +61,7 @@ def test_deduction_step_exact_rewards_and_advantages(executor):
     sols = [s for s in res.samples if s.role == "solve"]
     assert [s.reward for s in props] == [0.5, -1.0, -1.0]
     assert props[0].outcome == "valid" and props[0].extra["solve_rate"] == 0.5
-    assert props[1].outcome == "invalid: import of banned module"
+    assert props[1].outcome == "invalid: import of module"
     assert props[2].outcome == "invalid: no python code block"
     assert [s.reward for s in sols] == [1.0, -0.5]
     s = math.sqrt(0.5)
@@ -77,7 +77,7 @@ def test_deduction_step_exact_rewards_and_advantages(executor):
     m = res.metrics
     assert m["propose/valid_rate/deduction"] == pytest.approx(1 / 3)
     assert m["propose/learnable/deduction"] == 1.0 and m["propose/new/deduction"] == 1
-    assert m["propose/reject/deduction/import of banned module"] == 1
+    assert m["propose/reject/deduction/import of module"] == 1
     assert m["propose/reject/deduction/no python code block"] == 1
     assert m["solve/accuracy/deduction"] == 0.5 and m["buffer/deduction"] == 2
 
@@ -170,7 +170,7 @@ def test_hostile_proposals_are_contained_and_rejected(executor):
     res = step(ScriptedPolicy(lambda p, n: [fence("python", next(hostile)) + fence("input", "1")]),
                buffers, tasks, executor, cfg, timeout_s=1.0)
     reasons = [s.outcome for s in res.samples]
-    assert reasons == ["invalid: import of banned module", "invalid: timeout after 1s", "invalid: access to dunder attribute",
+    assert reasons == ["invalid: import of module", "invalid: timeout after 1s", "invalid: access to dunder attribute",
                        "invalid: use of banned name", "invalid: non-deterministic"]
     assert len(buffers["deduction"]) == 0
 
@@ -191,7 +191,8 @@ def test_sandbox_failures_are_dropped_not_penalised(executor):
 
     class FlakyExecutor:
         def map(self, jobs, timeout_s):
-            return [ExecResult(False, error=f"{INFRA_PREFIX} sandbox server exited (code -9)") for _ in jobs]
+            return [ExecResult(False, error=f"{INFRA_PREFIX} sandbox server exited (code -9)", infra=True)
+                    for _ in jobs]
 
     cfg, tasks, buffers = setup(["deduction"], propose_per_task=2, solve_per_task=0)
     seed_buffers(buffers, tasks, executor)

@@ -10,6 +10,7 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
+from minazr import literals
 from minazr.executor import ExecResult, Job
 
 
@@ -33,6 +34,9 @@ class Task:
 
     name: str = ""
     settings: dict = field(default_factory=dict)  # task options from the config (see SelfPlayConfig)
+    # True when check_jobs run the proposer's program (abduction): if it returns two different outputs for a
+    # solver's input, the task itself is flawed, and the step retracts it instead of scoring the answer.
+    checks_proposer_program = False
 
     # ---- proposer
     def propose_context(self, buffers, rng: random.Random) -> dict:
@@ -65,6 +69,7 @@ class Task:
         raise NotImplementedError
 
     def judge(self, entry: Entry, answer, results: list[ExecResult]) -> bool:
+        """Correct or not, from the verdicts the executor computed (ExecResult.match), never from model text."""
         raise NotImplementedError
 
     # ---- seeding
@@ -74,7 +79,15 @@ class Task:
 
 
 def normalized_program(code: str) -> str:
-    """A canonical form of a program: AST without docstrings, with bound names renamed in order of appearance."""
+    """A canonical form of a program: AST without docstrings, with bound names renamed in order of appearance.
+    Raises Invalid for a program that cannot be normalised (parsing.program already printed it, so this is rare)."""
+    try:
+        return _normalized_program(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+        raise Invalid(f"program cannot be normalised ({type(e).__name__})") from None
+
+
+def _normalized_program(code: str) -> str:
     tree = ast.parse(code)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
@@ -103,10 +116,13 @@ def normalized_program(code: str) -> str:
 
 
 def normalized_literals(args: str) -> str:
-    """A canonical form of an argument list of literals."""
+    """A canonical form of an argument list of literals (checked ones: code_check.check_inputs accepted them)."""
     call = ast.parse(f"f({args})", mode="eval").body
-    return repr([ast.literal_eval(a) for a in call.args]) + repr(
-        sorted((k.arg, repr(ast.literal_eval(k.value))) for k in call.keywords))
+    try:
+        return literals.serialize([literals.node_value(a) for a in call.args], max_chars=10**6) + repr(
+            sorted((k.arg, literals.serialize(literals.node_value(k.value), max_chars=10**6)) for k in call.keywords))
+    except literals.NotLiteral as e:
+        raise Invalid(f"inputs cannot be normalised ({e})") from None
 
 
 def digest(*parts: str) -> str:

@@ -1,9 +1,9 @@
 """AZR's three code tasks over Python programs `f`.
 
 - deduction: propose (program, input); the executor computes the output; solve: predict the output, correct when
-  it equals the gold output by value (compared in the sandbox).
+  it equals the gold output by value (both are literals, compared by the executor without running anything).
 - abduction: propose (program, input); the executor computes the output; solve: give any input x, correct when
-  f(x) == gold output by value (run in the sandbox).
+  f(x) == gold output by value (f runs in the sandbox, twice; the comparison happens outside it).
 - induction: given a program from the code buffers, propose N inputs and a message; the executor computes the
   outputs; solve: from the message and the visible half of the pairs write a program that passes the hidden half.
 """
@@ -75,12 +75,13 @@ class Deduction(_ProgramInputTask):
         return [Equal(answer, entry.data["output"])]
 
     def judge(self, entry: Entry, answer, results: list[ExecResult]) -> bool:
-        return bool(results[0].match)
+        return results[0].match is True
 
 
 @register
 class Abduction(_ProgramInputTask):
     name = "abduction"
+    checks_proposer_program = True
 
     def solve_prompt(self, entry: Entry) -> str:
         return prompts.SOLVE_ABDUCTION.format(program=entry.data["program"], output=entry.data["output"])
@@ -92,7 +93,7 @@ class Abduction(_ProgramInputTask):
         return [Check(entry.data["program"], answer, entry.data["output"])]
 
     def judge(self, entry: Entry, answer, results: list[ExecResult]) -> bool:
-        return bool(results[0].match)
+        return results[0].match is True
 
 
 @register
@@ -156,7 +157,7 @@ class Induction(Task):
         return [Check(answer, args, output) for args, output in entry.data["hidden"]]
 
     def judge(self, entry: Entry, answer, results: list[ExecResult]) -> bool:
-        return bool(results) and all(r.match for r in results)
+        return bool(results) and all(r.match is True for r in results)
 
     def seed_proposals(self) -> list[tuple[dict, dict]]:
         inputs = ["'Hello World'", "[1, 2, 3]", "{'a': 1}", "42"]

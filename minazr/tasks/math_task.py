@@ -2,21 +2,30 @@
 
 The proposer writes a word problem and a `def f():` that computes its answer; the executor runs f (twice, in
 separate processes) and its numeric return value is the gold answer. Whatever answer the proposer claims itself is
-ignored. The solver answers <answer>number</answer>, compared numerically with a tolerance.
+ignored. The solver answers <answer>number</answer>: an integer gold must be matched exactly, a fractional one
+within a relative tolerance of 1e-4 (parsing.numbers_equal).
 """
 
-import ast
-import math
 import random
 import re
 
-from minazr import parsing, prompts
+from minazr import literals, parsing, prompts
 from minazr.executor import ExecResult, Job, Run
 from minazr.parsing import ParseError
 from minazr.tasks import register
 from minazr.tasks.base import Entry, Invalid, Task, digest, short_reason
 
 MAX_PROBLEM_CHARS = 2000
+MAX_ANSWER = 10**15  # larger answers are not word-problem answers (and lose precision as floats)
+
+
+def _gold(text: str) -> int | float | None:
+    """The executor's output as a number: an int or a float (never a bool), else None."""
+    try:
+        value = literals.parse(text)
+    except literals.NotLiteral:
+        return None
+    return value if type(value) in (int, float) else None  # literals never holds a non-finite float
 
 
 @register
@@ -48,13 +57,9 @@ class MathTask(Task):
         (res,) = results
         if not res.ok:
             raise Invalid(short_reason(res.error))
-        try:
-            value = ast.literal_eval(res.output)
-        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
-            raise Invalid("answer is not a number") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or abs(value) > 1e15:
-            raise Invalid("answer is not a number")
+        value = _gold(res.output)
+        if value is None or abs(value) > MAX_ANSWER:  # int vs int: no float conversion that could overflow
+            raise Invalid("answer is not a number" if value is None else "answer too large")
         key = digest(re.sub(r"\s+", " ", proposal["problem"].lower()).strip())
         return Entry(self.name, {**proposal, "answer": res.output}, key, step)
 
@@ -68,7 +73,8 @@ class MathTask(Task):
         return []  # a number against a number: no model code to run
 
     def judge(self, entry: Entry, answer: float, results: list[ExecResult]) -> bool:
-        return parsing.numbers_equal(answer, float(ast.literal_eval(entry.data["answer"])))
+        gold = _gold(entry.data["answer"])
+        return gold is not None and parsing.numbers_equal(answer, gold)
 
     def seed_proposals(self) -> list[tuple[dict, dict]]:
         problem = "Tom has 3 apples and buys 4 more. How many apples does he have now?"
