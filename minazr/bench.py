@@ -178,7 +178,8 @@ def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats) ->
         t0 = time.perf_counter()
         res = selfplay_step(pool, buffers, tasks, executor, cfg.selfplay, RewardScheme.from_config(cfg.rewards),
                             Renderer(cfg.selfplay.prompt_template, tokenizer), random.Random(0), 0,
-                            cfg.executor.timeout_s, cfg.advantages.estimator, cfg.advantages.weighting)
+                            cfg.executor.timeout_s, cfg.advantages.estimator, cfg.advantages.weighting,
+                            confirm_runs=cfg.executor.confirm_runs)
         pipe.submit(0, res.samples, res.metrics)
         (_, m), = pipe.drain()
         total = time.perf_counter() - t0

@@ -7,6 +7,7 @@ wrong value. What the rules refuse, with a one-line reason:
 - imports outside an allowlist (minazr/sandbox_rules.py; the sandbox enforces the same list at run time);
 - names of dangerous builtins (eval, exec, open, __import__, vars, ...), and dunder names outside a short safe list;
 - attributes that walk to frames, code, globals, or the modules that allowed modules keep (collections._sys);
+  private attributes of modules (`dataclasses._create_fn` execs a string with the real builtins);
 - reading attributes by a computed name: getattr & co. only as a direct call with a constant, harmless name (no
   aliases such as `g = getattr`), and no string constant that is a format string reading an attribute ("{0.x}").
   A format string built at run time can still render attributes as text: it cannot call or change anything, and
@@ -123,6 +124,8 @@ class _Checker(ast.NodeVisitor):
             self.fail(node, f"assignment to an attribute of imported {_root(node)!r}")
         if isinstance(node.value, ast.Name) and node.value.id in self.modules and isinstance(node.ctx, ast.Load):
             self.allowed_uses.add(id(node.value))
+        if node.attr.startswith("_") and _root(node) in self.modules:  # dataclasses._create_fn runs exec
+            self.fail(node, f"access to private attribute {node.attr!r} of module {_root(node)!r}")
         self.generic_visit(node)
 
     def visit_Subscript(self, node):

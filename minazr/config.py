@@ -127,6 +127,10 @@ class ExecutorConfig:
     determinism_runs: int = param(2, "Runs of each program (proposals and answer checks alike), in different "
                                      "processes with different hash seeds; all must return the same output, or "
                                      "there is no verdict. 1 turns the check off.", min=1, max=2)
+    confirm_runs: int = param(2, "Extra runs, under hash seeds not used yet, of every output self-play would keep as "
+                                 "a gold answer (a valid proposal's); any other output makes the proposal "
+                                 "non-deterministic. Catches outputs that depend on the seed only sometimes. 0: off.",
+                              min=0, max=2)
     grace_s: float = param(2.0, "Seconds a sandbox server may take beyond a program's timeout to answer; a later "
                                 "server is retired and replaced, and its job fails as a sandbox failure.",
                            min=0.1, max=60.0)

@@ -113,7 +113,10 @@ def score(bench: Benchmark, items: list[Item], prompts: list[str], completions, 
     at = 0
     for row, item, answer, jobs in pending:
         res, at = results[at:at + len(jobs)], at + len(jobs)
-        row["correct"] = bool(bench.correct(item, answer, res))
+        try:
+            row["correct"] = bool(bench.correct(item, answer, res))
+        except Exception as e:  # a judging bug on one item is that item's error, not the end of the evaluation
+            row["error"] = f"judge error: {type(e).__name__}: {e}"
         row["sandbox_failure"] = any(r.infra for r in res)
         failed = next((r.error for r in res if not r.ok), None)
         if failed and not row["correct"]:

@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from minazr import code_check, literals
@@ -63,16 +63,20 @@ class ExecResult:
     match: bool | None = None  # for Check / Equal: the verdict, computed in this process
     infra: bool = False  # the sandbox failed, not the program: decided from what the executor observed
     nondeterministic: bool = False  # two runs returned different outputs (or one failed): no verdict possible
+    timed_out: bool = False  # a run hit the timeout (as the server observed it)
+    seeds: tuple[int, ...] = field(default=(), compare=False, repr=False)  # hash seeds of the runs behind it
 
 
 @dataclass(frozen=True)
 class Run:
     """Run f(*inputs) and return its output; `runs` = 2 also demands the same output from two separate servers
-    (None: the executor's `determinism_runs`)."""
+    (None: the executor's `determinism_runs`). `avoid`: hash seeds not to run under (a confirmation on new seeds
+    of an output already seen under those), honoured while the pool has enough other servers."""
 
     code: str
     inputs: str
     runs: int | None = None
+    avoid: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -256,7 +260,8 @@ class Executor:
         self.static_check = static_check
         self.isolate = isolate
         self.grace_s = grace_s
-        self._seeds: set[int] = set()
+        self._seeds: set[int] = set()  # every seed ever used (a replacement never reuses one)
+        self._live_seeds: set[int] = set()  # seeds of the servers in the pool now
         self._free: list[_Server] = []
         self._size = self.workers  # servers alive or being restarted
         self._lock = threading.Condition()
@@ -320,12 +325,14 @@ class Executor:
             return ExecResult(False, error=f"rejected: {reason}", match=False if isinstance(job, Check) else None)
         if isinstance(job, Check):
             return self._check(job, timeout_s)
-        return self._runs(job.code, job.inputs, job.runs, timeout_s)
+        return self._runs(job.code, job.inputs, job.runs, timeout_s, job.avoid)
 
-    def _runs(self, code: str, inputs: str, runs: int | None, timeout_s: float) -> ExecResult:
+    def _runs(self, code: str, inputs: str, runs: int | None, timeout_s: float,
+              avoid: frozenset[int] = frozenset()) -> ExecResult:
         """Run f(*inputs) in `runs` servers at once (different hash seeds); their outputs must agree exactly."""
         runs = max(1, min(runs or self.determinism_runs, 2))
-        return _agree(self._call([{"code": code, "inputs": inputs}] * runs, timeout_s))
+        results, seeds = self._call([{"code": code, "inputs": inputs}] * runs, timeout_s, avoid)
+        return replace(_agree(results), seeds=seeds)
 
     def _check(self, job: Check, timeout_s: float) -> ExecResult:
         """The verdict f(*inputs) == expected, computed here: the sandbox only ever sees code and inputs."""
@@ -335,18 +342,21 @@ class Executor:
             return ExecResult(False, error="rejected: expected value is not a Python literal", match=False)
         res = self._runs(job.code, job.inputs, job.runs, timeout_s)
         match = res.ok and literals.parse(res.output) == expected  # both plain builtin values: == runs no program
-        return ExecResult(res.ok, res.output, res.error, match, res.infra, res.nondeterministic)
+        return replace(res, match=match)
 
-    def _call(self, reqs: list[dict], timeout_s: float) -> list[ExecResult]:
-        """Send each request to its own server, so they run at the same time, then collect the replies in order."""
+    def _call(self, reqs: list[dict], timeout_s: float, avoid: frozenset[int] = frozenset()) \
+            -> tuple[list[ExecResult], tuple[int, ...]]:
+        """Send each request to its own server, so they run at the same time, then collect the replies in order.
+        Returns the results and the hash seeds they ran under."""
         limits = {"timeout_s": timeout_s, "memory_mb": self.memory_mb, "max_output_chars": self.max_output_chars}
-        servers = self._acquire(len(reqs))
+        servers = self._acquire(len(reqs), avoid)
+        seeds = tuple(srv.hash_seed for srv in servers)
         try:
             sent = [self._guard(srv, srv.send, {**req, **limits}) for srv, req in zip(servers, reqs)]
             deadline = time.monotonic() + timeout_s + self.grace_s
             replies = [self._guard(srv, srv.receive, rid, max(0.0, deadline - time.monotonic()))
                        if isinstance(rid, int) else rid for srv, rid in zip(servers, sent)]
-            return [self._result(r) if isinstance(r, dict) else r for r in replies]
+            return [self._result(r) if isinstance(r, dict) else r for r in replies], seeds
         finally:
             self._release(servers)
 
@@ -366,29 +376,33 @@ class Executor:
             log.warning("sandbox: %s", reply["error"])
             return ExecResult(False, error=f"{INFRA_PREFIX} {reply['error']}", infra=True)
         if status == "timeout":
-            return ExecResult(False, error=reply["error"])
+            return ExecResult(False, error=reply["error"], timed_out=True)
         if status == "error":
             return ExecResult(False, error=_program_error(reply["error"]))
         output = reply["output"]
         if len(output) > self.max_output_chars:
             return ExecResult(False, error=f"output too large ({len(output)} > {self.max_output_chars} chars)")
-        try:
-            literals.parse(output)
+        try:  # the child's text is untrusted: keep only the canonical text of the value it denotes
+            return ExecResult(True, literals.canonical(output, self.max_output_chars))
         except literals.NotLiteral as e:
             return ExecResult(False, error=f"output is not a literal: {e}")
-        return ExecResult(True, output)
 
     # ------------------------------------------------------------ the pool
 
-    def _acquire(self, n: int) -> list[_Server]:
+    def _acquire(self, n: int, avoid: frozenset[int] = frozenset()) -> list[_Server]:
+        """n free servers, none under a hash seed in `avoid` while enough other servers exist; waits for them."""
         with self._lock:
             while True:
                 if self._closed:
                     raise RuntimeError("executor is closed")
                 if self._size < n:
                     raise SandboxError(f"only {self._size} sandbox servers left (need {n}); see the log")
-                if len(self._free) >= n:
-                    taken, self._free = self._free[:n], self._free[n:]
+                if len(self._live_seeds - avoid) < n:
+                    avoid = frozenset()  # a pool this small cannot offer new seeds: run where it can
+                eligible = [srv for srv in self._free if srv.hash_seed not in avoid]
+                if len(eligible) >= n:
+                    taken = eligible[:n]
+                    self._free = [srv for srv in self._free if srv not in taken]
                     return taken
                 self._lock.wait()
 
@@ -399,6 +413,8 @@ class Executor:
                 healthy.append(server)
                 continue
             server.close()
+            with self._lock:
+                self._live_seeds.discard(server.hash_seed)
             try:
                 healthy.append(self._new_server())
             except (SandboxError, OSError) as e:
@@ -418,21 +434,27 @@ class Executor:
         while seed in self._seeds:
             seed = secrets.randbelow(2**32 - 2) + 1
         self._seeds.add(seed)
-        return _Server(seed, self.isolate)
+        server = _Server(seed, self.isolate)
+        with self._lock:
+            self._live_seeds.add(seed)
+        return server
 
 
 def _agree(results: list[ExecResult]) -> ExecResult:
-    """One result from the runs of one program: the first failure, or the output all runs returned."""
+    """One result from the runs of one program: a sandbox failure if any; the first failure if all failed; the
+    output if all returned the same one; else non-deterministic (some failed and some returned, or outputs differ)."""
     infra = next((r for r in results if r.infra), None)
-    if infra or not results[0].ok:
-        return infra or results[0]
-    for other in results[1:]:
-        if not other.ok:
-            return ExecResult(False, error=f"non-deterministic: another run failed ({other.error})",
-                              nondeterministic=True)
-        if other.output != results[0].output:
-            return ExecResult(False, error="non-deterministic: two runs returned different values",
-                              nondeterministic=True)
+    if infra:
+        return infra
+    failed = [r for r in results if not r.ok]
+    if len(failed) == len(results):
+        return failed[0]
+    if failed:
+        return ExecResult(False, error=f"non-deterministic: one run failed ({failed[0].error}), another returned",
+                          nondeterministic=True, timed_out=any(r.timed_out for r in failed))
+    if any(r.output != results[0].output for r in results[1:]):
+        return ExecResult(False, error="non-deterministic: two runs returned different values",
+                          nondeterministic=True)
     return results[0]
 
 

@@ -127,6 +127,13 @@ _NUMBERS = (int, float, complex)
 
 
 def _value(node: ast.AST, depth: int):
+    value = _node(node, depth)
+    if type(value) in (float, complex) and value - value != 0:  # 1e999, -1e999 and 1e999j read as infinities
+        raise NotLiteral("non-finite number")
+    return value
+
+
+def _node(node: ast.AST, depth: int):
     if depth <= 0:
         raise NotLiteral("literal nested too deeply")
     if isinstance(node, ast.Constant):
@@ -134,18 +141,17 @@ def _value(node: ast.AST, depth: int):
             raise NotLiteral("'...' is not a value")
         if type(node.value) is int and node.value.bit_length() > MAX_INT_BITS:
             raise NotLiteral("integer too large")
-        if type(node.value) in (float, complex) and node.value - node.value != 0:  # 1e999 reads as inf
-            raise NotLiteral("non-finite number")
         return node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
             and isinstance(node.operand, ast.Constant) and type(node.operand.value) in _NUMBERS:
-        return -node.operand.value if isinstance(node.op, ast.USub) else +node.operand.value
+        operand = _value(node.operand, depth - 1)
+        return -operand if isinstance(node.op, ast.USub) else +operand
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)) \
             and isinstance(node.right, ast.Constant) and type(node.right.value) is complex:
-        left = _value(node.left, depth - 1)
+        left, right = _value(node.left, depth - 1), _value(node.right, depth - 1)
         if type(left) not in (int, float):
             raise NotLiteral("not a complex literal")
-        return left + node.right.value if isinstance(node.op, ast.Add) else left - node.right.value
+        return left + right if isinstance(node.op, ast.Add) else left - right
     if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
         items = [_value(x, depth - 1) for x in node.elts]
         return {ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)](items)
@@ -160,3 +166,37 @@ def _value(node: ast.AST, depth: int):
         items = _value(node.args[0], depth - 1) if node.args else ()
         return set(items) if node.func.id == "set" else frozenset(items)
     raise NotLiteral(f"{type(node).__name__} is not allowed in a literal")
+
+
+def canonical(text: str, max_chars: int = 10_000) -> str:
+    """The canonical text of the value a literal text denotes (what `serialize` would have written for it)."""
+    return serialize(parse(text), max_chars)
+
+
+def order_depends_on_seed(value) -> bool:
+    """True when iterating `value` may give a different order under another hash seed: it holds a set or frozenset
+    of two or more elements that contain a str or bytes (int, float and tuple-of-int hashes do not depend on it)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t in (set, frozenset) and len(v) > 1 and any(_has_text(x) for x in v):
+            return True
+        if t in (list, tuple, set, frozenset):
+            stack.extend(v)
+        elif t is dict:
+            stack.extend(v.keys())
+            stack.extend(v.values())
+    return False
+
+
+def input_order_depends_on_seed(inputs: str) -> bool:
+    """order_depends_on_seed for an argument list given as text ("{'a', 'b'}, 3")."""
+    call = ast.parse(f"f({inputs})", mode="eval").body
+    return any(order_depends_on_seed(node_value(a)) for a in [*call.args, *(k.value for k in call.keywords)])
+
+
+def _has_text(value) -> bool:
+    if type(value) in (str, bytes):
+        return True
+    return type(value) is tuple and any(_has_text(x) for x in value)

@@ -17,8 +17,10 @@ ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
 ANSWER_CLOSE = re.compile(r"</answer>", re.IGNORECASE)
 THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
 # ```lang\n body ``` ; the closing fence may be missing at the end of the text
-FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
-NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?(?:\s*/\s*\d+)?")
+# Every quantifier next to another one that could match the same text is possessive or bounded: model text can
+# hold tens of thousands of spaces, and a pattern that re-scans them from each position takes seconds.
+FENCE = re.compile(r"```[ \t]*+([A-Za-z0-9_+-]*+)[ \t]*+\n(.*?)(?:```|\Z)", re.DOTALL)
+NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d++|(?=\.\d))(?:\.\d+)?(?:[eE][-+]?\d+)?(?:[ \t]{0,3}/[ \t]{0,3}\d+)?")
 KEEP_TOP_LEVEL = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
 MAX_NUMBER_CHARS = 400  # far past any float; keeps int() away from Python's 4,300-digit limit
 
@@ -143,8 +145,11 @@ def numbers_equal(answer: int | float, gold: int | float, rel: float = 1e-4, abs
     """An integer gold (or a float with an integer value) must be matched exactly: 123450000 is not 123456789.
     A fractional gold keeps a relative tolerance, so 0.3333 matches 1/3."""
     if isinstance(gold, int) or float(gold).is_integer():
-        return answer == gold
-    return math.isclose(answer, gold, rel_tol=rel, abs_tol=abs_tol)
+        return answer == gold  # int == float compares exactly, without converting (no overflow)
+    try:
+        return math.isclose(answer, gold, rel_tol=rel, abs_tol=abs_tol)
+    except OverflowError:  # an int answer too large for a float is not close to any fractional gold
+        return False
 
 
 def _candidates(text: str) -> list[str]:

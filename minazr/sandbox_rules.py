@@ -33,8 +33,9 @@ WALK_ATTRS = frozenset(
 BANNED_ATTRS = MODULE_ATTRS | WALK_ATTRS
 
 # Builtins a program may not name (the server also removes them from the program's namespace).
+# hash and id: their values differ between interpreters (hash seeds, addresses), so no task may depend on them.
 BANNED_NAMES = frozenset(
-    "open exec eval compile __import__ globals locals vars input breakpoint memoryview help exit quit".split()
+    "open exec eval compile __import__ globals locals vars input breakpoint memoryview help exit quit hash id".split()
 )
 REMOVED_BUILTINS = tuple(sorted(BANNED_NAMES - {"__import__"}))
 

@@ -28,6 +28,8 @@ PermissionError. That blocks file opens, imports of modules not preloaded here, 
 subprocess, sockets, ctypes, marshal and code-object construction, even when a program gets past the static checks.
 """
 
+import builtins
+import codecs
 import gc
 import json
 import os
@@ -46,12 +48,18 @@ CODECS = ("utf_8 utf_8_sig utf_16 utf_16_le utf_16_be utf_32 utf_32_le utf_32_be
           "idna punycode unicode_escape raw_unicode_escape").split()
 for _name in sorted(sandbox_rules.ALLOWED_MODULES) + [f"encodings.{c}" for c in CODECS]:
     __import__(_name)
+for _name in CODECS:  # fill the codec registry's cache, so str.encode never needs an import in a child
+    codecs.lookup(_name.replace("_", "-"))
 
-# Audit events a running program may raise; everything else is refused.
+# Audit events a running program may raise; everything else is refused. Not object.__getattr__: CPython raises it
+# for reads of restricted attributes (__code__, gi_frame, gi_code, tb_frame, f_code), which only walks need.
 ALLOWED_EVENTS = frozenset(
-    {"compile", "exec", "object.__getattr__", "object.__setattr__", "object.__delattr__", "builtins.id",
-     "sys._getframe", "array.__new__"}
+    {"compile", "exec", "object.__setattr__", "object.__delattr__", "builtins.id", "sys._getframe", "array.__new__"}
 )
+# Modules the standard library itself imports lazily inside allowed modules' functions (enum and re warn,
+# functools.singledispatch); importable at run time, never by name in a program (the static check refuses them).
+STDLIB_LAZY = frozenset({"warnings", "types", "weakref"})
+_REAL_IMPORT = builtins.__import__
 NOBODY = 65534
 RESULT_FD = 3
 DEVNULL = os.open(os.devnull, os.O_RDWR)  # opened once; every child puts it on its stdin/stdout/stderr
@@ -119,14 +127,20 @@ def _make_audit_hook():
 
 
 def _sandbox_import(name, globals=None, locals=None, fromlist=(), level=0):
+    """The program's own __import__: the allowlist only."""
     if level or name not in sandbox_rules.ALLOWED_MODULES:
         raise ImportError(f"sandbox: import of {name!r} is not allowed")
-    return __import__(name, globals, locals, fromlist, level)
+    return _REAL_IMPORT(name, globals, locals, fromlist, level)
+
+
+def _stdlib_import(name, globals=None, locals=None, fromlist=(), level=0):
+    """The real builtins' __import__ in a child: the allowlist plus what allowed modules import lazily."""
+    if level or (name not in sandbox_rules.ALLOWED_MODULES and name not in STDLIB_LAZY):
+        raise ImportError(f"sandbox: import of {name!r} is not allowed")
+    return _REAL_IMPORT(name, globals, locals, fromlist, level)
 
 
 def _restricted_builtins():
-    import builtins
-
     ns = dict(builtins.__dict__)
     for name in sandbox_rules.REMOVED_BUILTINS:
         ns.pop(name, None)
@@ -163,6 +177,11 @@ def _confine(req, workdir, drop_uid):
         os.setuid(NOBODY)
     sys.stdout = sys.stderr = _NullWriter()
     sys.stdin = None
+    # Code that a program gets executed with fresh globals (through a stdlib helper that calls exec) sees the real
+    # builtins module, not the program's restricted namespace: give that one the same import gate, and no open().
+    builtins.__import__ = _stdlib_import
+    for name in ("open", "breakpoint", "input", "help", "exit", "quit"):
+        builtins.__dict__.pop(name, None)
     sys.addaudithook(_make_audit_hook())
 
 
@@ -323,6 +342,9 @@ def _reap_orphans():
 
 def main():
     workdir, drop_uid = sys.argv[1], sys.argv[2] == "1"  # drop_uid: the caller is really root
+    # As PID 1 of its namespace, this server ignores every signal from inside it that it has no handler for; Python
+    # installs one for SIGINT, which a child with the server's uid (non-root mode) could send to fake a crash.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.environ.clear()  # children inherit nothing (the hash seed was read when this interpreter started)
     gc.freeze()  # everything loaded so far is never collected, so children do not copy it on write for the GC
     # Announce readiness so the caller can tell a broken start from a slow one.

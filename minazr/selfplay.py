@@ -23,11 +23,12 @@ import logging
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from minazr.advantages import ESTIMATORS, token_weights
 from minazr.buffer import Buffers
-from minazr.executor import ExecResult, Executor, Job
+from minazr.executor import ExecResult, Executor, Job, Run
+from minazr.literals import input_order_depends_on_seed
 from minazr.parsing import ParseError
 from minazr.policy import GenRequest, Generation, Policy, Sampling, ScoredSample
 from minazr.rewards import RewardScheme, proposer_reward, solver_reward
@@ -81,7 +82,7 @@ class _Ids:
 
 def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], executor: Executor, cfg,
                   scheme: RewardScheme, render, rng: random.Random, step: int, timeout_s: float = 5.0,
-                  estimator: str = "trr++", weighting: str = "token", on_phase=None) -> StepResult:
+                  estimator: str = "trr++", weighting: str = "token", on_phase=None, confirm_runs: int = 2) -> StepResult:
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens, seed=rng.randrange(2**31))
     ids, timings = _Ids(), {}
     phase = on_phase or (lambda name: None)
@@ -93,7 +94,7 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
 
     phase("validate")
     t0 = time.perf_counter()
-    new_entries = validate(proposals, executor, timeout_s, step)
+    new_entries = validate(proposals, executor, timeout_s, step, confirm_runs)
     added = {id(e) for e in new_entries if buffers[e.task].add(e)}
     timings["time/validate"] = time.perf_counter() - t0
 
@@ -143,7 +144,8 @@ def propose(policy, buffers, tasks, per_task, n, render, rng, sampling, ids) -> 
     return proposals
 
 
-def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, step: int) -> list[Entry]:
+def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, step: int,
+             confirm_runs: int = 2) -> list[Entry]:
     """Run every parsed proposal in the sandbox in one batch; sets entry or reason on each; returns the entries."""
     todo = []
     for p in proposals:
@@ -152,12 +154,32 @@ def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, s
             if jobs is not None:
                 todo.append((p, jobs))
     results = _run_jobs([jobs for _, jobs in todo], executor, timeout_s)
+    if confirm_runs:
+        results = confirm(todo, results, executor, timeout_s, confirm_runs)
     for (p, _), res in zip(todo, results):
         if any(r.infra for r in res):
             p.reason, p.infra = "sandbox failure", True
             continue
         p.entry, p.reason = _per_sample("make_entry", p.task.make_entry, p.fields, res, step)
     return [p.entry for p in proposals if p.entry is not None]
+
+
+def confirm(todo: list[tuple], results: list[list[ExecResult]], executor: Executor, timeout_s: float,
+            runs: int) -> list[list[ExecResult]]:
+    """Run every output that could become a gold answer again, under hash seeds it has not run under yet: an output
+    that depends on the seed with probability 1/2 passes two runs half the time, four runs one time in eight."""
+    again = [(i, k, replace(job, runs=runs, avoid=frozenset(res.seeds)))
+             for i, ((_, jobs), res_list) in enumerate(zip(todo, results))
+             for k, (job, res) in enumerate(zip(jobs, res_list)) if res.ok and isinstance(job, Run)]
+    confirmed = executor.map([job for *_, job in again], timeout_s) if again else []
+    results = [list(r) for r in results]
+    for (i, k, _), res in zip(again, confirmed):
+        if res.infra:
+            results[i][k] = res
+        elif not res.ok or res.output != results[i][k].output:
+            results[i][k] = ExecResult(False, error="non-deterministic: other hash seeds gave another output",
+                                       nondeterministic=True)
+    return results
 
 
 def solve(policy, buffers, tasks, proposals, cfg, render, rng, sampling, ids) -> tuple[list[_Solve], list[_Solve]]:
@@ -189,10 +211,21 @@ def judge(solves: list[_Solve], executor: Executor, timeout_s: float) -> None:
     results = _run_jobs([jobs for _, jobs in todo], executor, timeout_s)
     for (s, _), res in zip(todo, results):
         s.infra = any(r.infra for r in res)
-        s.flawed_task = s.task.checks_proposer_program and any(r.nondeterministic for r in res)
+        s.flawed_task = s.task.checks_proposer_program and _program_at_fault(s, res)
         if not (s.infra or s.flawed_task):
             correct, s.reason = _per_sample("judge", s.task.judge, s.entry, s.answer, res)
             s.correct = correct is True
+
+
+def _program_at_fault(s: _Solve, results: list[ExecResult]) -> bool:
+    """Did the proposer's program disagree with itself on this answer for a reason of its own? Not when a run timed
+    out (the machine's load, or the solver chose a slow input) or when the solver's input iterates in a hash-seed
+    order (a set of strings): then the answer is just wrong."""
+    unstable = [r for r in results if r.nondeterministic]
+    if not unstable or any(r.timed_out for r in unstable):
+        return False
+    ambiguous, _ = _per_sample("input_order_depends_on_seed", input_order_depends_on_seed, s.answer)
+    return ambiguous is False
 
 
 def retract_flawed(proposals: list[_Proposal], solves: list[_Solve], buffers: Buffers) -> int:
@@ -266,7 +299,7 @@ def seed_buffers(buffers: Buffers, tasks: dict[str, Task], executor: Executor, t
 
 
 def fill_buffers(policy, buffers, tasks, executor, cfg, render, rng, target: int, max_rounds: int,
-                 timeout_s: float = 5.0, on_round=None) -> int:
+                 timeout_s: float = 5.0, on_round=None, confirm_runs: int = 2) -> int:
     """The seeding phase: rounds of propose + validate (no training) until every buffer holds `target` entries or
     `max_rounds` have run. Returns the number of rounds."""
     for rounds in range(max_rounds):
@@ -276,7 +309,7 @@ def fill_buffers(policy, buffers, tasks, executor, cfg, render, rng, target: int
             return rounds
         proposals = propose(policy, buffers, short, max(cfg.propose_per_task, 1), cfg.n_propose, render, rng,
                             sampling, _Ids())
-        for e in validate(proposals, executor, timeout_s, step=0):
+        for e in validate(proposals, executor, timeout_s, step=0, confirm_runs=confirm_runs):
             buffers[e.task].add(e)
         if on_round:
             on_round(rounds, buffers.sizes())

@@ -114,7 +114,8 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
         t0 = time.perf_counter()
         result = selfplay_step(cluster.pool, buffers, tasks, executor, cfg.selfplay, scheme, render, rng, step,
                                cfg.executor.timeout_s, cfg.advantages.estimator, cfg.advantages.weighting,
-                               on_phase=lambda phase: bar.set_postfix_str(phase))
+                               on_phase=lambda phase: bar.set_postfix_str(phase),
+                               confirm_runs=cfg.executor.confirm_runs)
         if cfg.train.sample_table_every and step % cfg.train.sample_table_every == 0:
             _sample_table(run_dir, step, result.samples, bar.write)
         bar.set_postfix_str("learn")
@@ -157,7 +158,8 @@ def _seed(pool, buffers, tasks, executor, cfg, render, rng) -> None:
             bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sizes.items()))
 
         rounds = fill_buffers(pool, buffers, tasks, executor, cfg.selfplay, render, rng, cfg.buffer.seed_size,
-                              cfg.buffer.seed_max_rounds, cfg.executor.timeout_s, on_round)
+                              cfg.buffer.seed_max_rounds, cfg.executor.timeout_s, on_round,
+                              confirm_runs=cfg.executor.confirm_runs)
     short = {k: v for k, v in buffers.sizes().items() if v < cfg.buffer.seed_size}
     if short:
         log.warning("seeding stopped after %d rounds with buffers below %d: %s", rounds, cfg.buffer.seed_size, short)

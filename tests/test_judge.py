@@ -17,7 +17,7 @@ from conftest import ScriptedPolicy
 from minazr import parsing
 from minazr.buffer import Buffers
 from minazr.config import RewardsConfig, SelfPlayConfig
-from minazr.executor import Check, Executor, Run, SandboxError, _checked
+from minazr.executor import Check, ExecResult, Executor, Run, SandboxError, _checked
 from minazr.prompts import Renderer
 from minazr.rewards import RewardScheme
 from minazr.sandbox_rules import ALLOWED_MODULES
@@ -25,7 +25,7 @@ from minazr.selfplay import seed_buffers, selfplay_step
 from minazr.tasks import make_task
 
 # Reaches the server's modules at run time (the static check refuses `_sys`; `raw` executors skip that check).
-SYS = "import collections\nS = collections._sys\n"
+SYS = "import collections\nS = collections._sys\nLETTERS = 'abcdefghijklmnop'\n"
 POSIX = "S.modules['posix']"
 
 
@@ -70,7 +70,7 @@ def test_what_a_program_writes_is_its_output_only_after_checks(raw):
     res = raw.run(SYS + f"def f(x):\n    p = {POSIX}\n    p.write(3, b'O' + b'7' * 50_000)\n    p._exit(0)\n", "1")
     assert not res.ok and "too large" in res.error
     # a forged output that differs between the two runs (hash seeds differ per server) fails the double run
-    res = raw.run(SYS + f"def f(x):\n    p = {POSIX}\n    p.write(3, b'O' + str(hash('k')).encode())\n"
+    res = raw.run(SYS + f"def f(x):\n    p = {POSIX}\n    p.write(3, b'O' + repr(''.join(set(LETTERS))).encode())\n"
                   "    p._exit(0)\n", "1")
     assert not res.ok and res.nondeterministic, res
 
@@ -123,7 +123,7 @@ def test_a_custom_eq_or_repr_never_runs_in_the_judge(checked):
 
 def test_a_value_whose_repr_depends_on_the_hash_seed_is_refused(checked):
     # two runs return "equal" values with different reprs: the old check compared a normalised form, not the output
-    code = ("class Shifty(list):\n    def __repr__(self):\n        return str(hash('seed') % 1000)\n\n"
+    code = ("class Shifty(list):\n    def __repr__(self):\n        return ''.join(set('abcdefghijklmnop'))\n\n"
             "def f(x):\n    return Shifty([x])")
     res = checked.run(code, "1")
     assert not res.ok and "not a plain literal" in res.error
@@ -136,7 +136,7 @@ def test_outputs_that_are_equal_whatever_the_seed_pass(checked):
 
 def test_an_answer_check_needs_the_same_output_twice(checked):
     # abduction runs the proposer's program on the solver's input: a hash-dependent answer is no verdict
-    code = "def f(x):\n    if x == 1:\n        return 0\n    return hash(str(x))"
+    code = "def f(x):\n    if x == 1:\n        return 0\n    return ''.join(set('abcdefghijklmnop'))"
     res = checked.check(code, "2", "0")
     assert res.nondeterministic and res.match is False and not res.infra, res
     assert checked.check(code, "1", "0").match is True
@@ -263,8 +263,6 @@ def test_integer_answers_compare_exactly_and_fractions_with_tolerance():
 
 
 def _ok(output):
-    from minazr.executor import ExecResult
-
     return ExecResult(True, output)
 
 
@@ -288,3 +286,83 @@ def test_check_jobs_never_carry_the_expected_value_to_a_server(raw, monkeypatch)
     expected = secret()
     res = raw.submit(Check("def f(x):\n    return x", "'a'", expected))
     assert res.match is False and sent and all(expected not in repr(req) for req in sent)
+
+
+# ---------------------------------------------------------------- found in review: layers under the judge
+
+
+def test_code_executed_through_a_stdlib_helper_gets_no_more_than_the_program(checked, raw):
+    # dataclasses._create_fn execs a string with fresh globals, that is, with the real builtins module
+    code = ("import dataclasses\ndef f(src):\n    src = src.replace('@', '_' * 2)\n"
+            "    return dataclasses._create_fn('g', [], [src], globals={})()")
+    res = checked.run(code, repr("return 1"))
+    assert not res.ok and "private attribute '_create_fn'" in res.error
+    for body, reason in (("return @import@('os').getuid()", "ImportError"),
+                         ("return @import@('posix').getpid()", "ImportError"),
+                         ("return open('/etc/passwd').read()", "NameError"),
+                         ("return (lambda: 0).@code@", "PermissionError")):  # restricted attribute reads: audited
+        res = raw.run(code, repr(body))
+        assert not res.ok and reason in res.error and not res.infra, (body, res)
+
+
+def test_the_server_has_no_handler_a_child_could_trigger(raw):
+    # as PID 1 of its namespace, a server ignores signals from inside it that it has no handler for
+    server = raw._free[0]
+    if not server.isolated:
+        pytest.skip("no PID namespace on this machine")
+    (pid,) = open(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read().split()  # unshare's child
+    caught = int(next(ln for ln in open(f"/proc/{pid}/status") if ln.startswith("SigCgt:")).split()[1], 16)
+    assert caught == 0, f"server catches signals (mask {caught:#x})"
+
+
+def test_a_run_can_be_confirmed_under_seeds_it_has_not_run_under():
+    with Executor(workers=4) as ex:
+        first = ex.run("def f(x):\n    return x", "1")
+        again = ex.submit(Run("def f(x):\n    return x", "1", avoid=frozenset(first.seeds)))
+        assert len(first.seeds) == 2 and len(again.seeds) == 2 and not set(first.seeds) & set(again.seeds)
+        assert again.output == first.output
+
+
+def test_an_output_that_other_seeds_do_not_confirm_is_not_a_task():
+    class SeedDependent:  # stands in for a program whose output flips with the hash seed, caught only later
+        def map(self, jobs, timeout_s):
+            return [ExecResult(True, "'b'" if job.avoid else "'a'", seeds=(1, 2)) for job in jobs]
+
+    cfg = SelfPlayConfig(tasks=["deduction"], propose_per_task=1, n_propose=1, solve_per_task=0)
+    buffers = Buffers.empty(["deduction"], cap=10)
+    program = "def f(s):\n    return list({'a', 'b'})[0]"
+    policy = ScriptedPolicy(lambda p, n: [f"```python\n{program}\n```\n```input\n1\n```"] * n)
+    res = selfplay_step(policy, buffers, {"deduction": make_task("deduction")}, SeedDependent(), cfg,
+                        RewardScheme.from_config(RewardsConfig()), Renderer("r1"), random.Random(0), step=1)
+    (sample,) = res.samples
+    assert sample.outcome == "invalid: non-deterministic" and len(buffers["deduction"]) == 0
+
+
+def _abduction_step(executor, program, program_input, answer):
+    cfg = SelfPlayConfig(tasks=["abduction"], propose_per_task=1, n_propose=1, n_mc=2, solve_per_task=0)
+    buffers = Buffers.empty(["abduction"], cap=10)
+
+    def script(prompt, n):
+        if "create a new Python program" in prompt:
+            return [f"```python\n{program}\n```\n```input\n{program_input}\n```"] * n
+        return [f"<answer>{answer}</answer>"] * n
+
+    res = selfplay_step(ScriptedPolicy(script), buffers, {"abduction": make_task("abduction")}, executor, cfg,
+                        RewardScheme.from_config(RewardsConfig()), Renderer("r1"), random.Random(0), step=1)
+    return [s for s in res.samples if s.role == "propose"][0], buffers, res.metrics
+
+
+def test_a_program_that_disagrees_with_itself_on_a_solvers_input_is_retracted(executor):
+    program = "def f(x):\n    if x == 1:\n        return 0\n    return ''.join(set('abcdefghijklmnop'))"
+    proposal, buffers, metrics = _abduction_step(executor, program, "1", "2")
+    assert proposal.outcome == "invalid: non-deterministic on a solver's input" and proposal.reward == -1.0
+    assert len(buffers["abduction"]) == 0 and metrics["retracted_tasks"] == 1
+
+
+def test_a_solvers_input_that_iterates_in_seed_order_is_its_own_fault(executor):
+    # a deterministic program; the solver answers with a set of strings, whose order differs between the runs
+    program = "def f(xs):\n    out = []\n    for x in xs:\n        out.append(x)\n    return out"
+    answer = repr(set("abcdefghijklmnop"))
+    proposal, buffers, metrics = _abduction_step(executor, program, "['a', 'b']", answer)
+    assert proposal.outcome == "valid" and len(buffers["abduction"]) == 1 and metrics["retracted_tasks"] == 0
+    assert proposal.extra["solve_rate"] == 0.0  # both answers judged, both wrong

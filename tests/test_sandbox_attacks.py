@@ -173,10 +173,15 @@ def test_outputs_that_never_end(checked):
     rejected(checked, "def f():\n    x = [1]\n    x.append(x)\n    return x", "contains itself")
 
 
-def test_nondeterminism_through_hash_and_id(checked):
-    rejected(checked, "def f(s):\n    return hash(s)", "non-deterministic", inputs="'abc'")
-    rejected(checked, "def f():\n    return id(object())", "non-deterministic")  # not % 1000: that collides 1 time in ~125
-    rejected(checked, "def f():\n    return object()", "not a plain literal")  # its repr would hold an address
+def test_nondeterminism_through_hash_id_set_order_and_addresses(checked, raw):
+    rejected(checked, "def f(s):\n    return hash(s)", "banned name 'hash'", inputs="'abc'")
+    rejected(raw, "def f(s):\n    return hash(s)", "NameError", inputs="'abc'")  # not in a program's builtins
+    rejected(checked, "def f():\n    return id(object())", "banned name 'id'")
+    # what stays possible is caught by the two runs (different hash seeds and address layouts); 16 letters: the
+    # two set orders agree with negligible probability
+    rejected(checked, "def f(s):\n    return ''.join(set(s))", "non-deterministic", inputs="'abcdefghijklmnop'")
+    rejected(checked, "def f():\n    return repr(object())", "non-deterministic")  # the repr holds an address
+    rejected(checked, "def f():\n    return object()", "not a plain literal")
 
 
 def test_a_validation_run_stays_within_its_timeout(checked):

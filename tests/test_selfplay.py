@@ -165,7 +165,7 @@ def test_hostile_proposals_are_contained_and_rejected(executor):
         "def f(x):\n    while True:\n        pass",
         "def f(x):\n    return ().__class__.__base__.__subclasses__()",
         "def f(x):\n    return open('/etc/passwd').read()",
-        "def f(x):\n    return hash('abc')",
+        "def f(x):\n    return ''.join(set('abcdefghijklmnop'))",
     ])
     res = step(ScriptedPolicy(lambda p, n: [fence("python", next(hostile)) + fence("input", "1")]),
                buffers, tasks, executor, cfg, timeout_s=1.0)

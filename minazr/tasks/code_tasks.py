@@ -114,10 +114,11 @@ class Induction(Task):
         for block in parsing.blocks(text, "input"):
             try:
                 args = parsing.arguments(block)
-            except ParseError:
+                value = normalized_literals(args)  # [1,2] and [1, 2] are one input, not a visible and a hidden
+            except (ParseError, Invalid):
                 continue
-            if args not in seen:
-                seen.add(args)
+            if value not in seen:
+                seen.add(value)
                 inputs.append(args)
         if not inputs:
             raise ParseError("no valid input block")
@@ -131,6 +132,8 @@ class Induction(Task):
         return [Run(proposal["program"], args) for args in proposal["inputs"]]
 
     def make_entry(self, proposal: dict, results: list[ExecResult], step: int) -> Entry:
+        if any(r.nondeterministic for r in results):  # the program itself is flawed: no pair of it can be trusted
+            raise Invalid("non-deterministic on one of the inputs")
         pairs = [[args, r.output] for args, r in zip(proposal["inputs"], results) if r.ok]  # lists: JSON-stable
         need = self.settings.get("induction_min_pairs", 2)
         if len(pairs) < need:
