@@ -175,7 +175,8 @@ def canonical(text: str, max_chars: int = 10_000) -> str:
 
 def order_depends_on_seed(value) -> bool:
     """True when iterating `value` may give a different order under another hash seed: it holds a set or frozenset
-    of two or more elements that contain a str or bytes (int, float and tuple-of-int hashes do not depend on it)."""
+    of two or more elements that contain a str or bytes, at any depth of tuples and frozensets (the hashes of ints,
+    floats and tuples of them do not depend on the seed)."""
     stack = [value]
     while stack:
         v = stack.pop()
@@ -197,6 +198,7 @@ def input_order_depends_on_seed(inputs: str) -> bool:
 
 
 def _has_text(value) -> bool:
+    """Does the hash of `value` depend on the seed: is there a str or bytes in it, inside tuples and frozensets?"""
     if type(value) in (str, bytes):
         return True
-    return type(value) is tuple and any(_has_text(x) for x in value)
+    return type(value) in (tuple, frozenset) and any(_has_text(x) for x in value)

@@ -141,7 +141,7 @@ def number(text: str) -> int | float:
     return value
 
 
-def numbers_equal(answer: int | float, gold: int | float, rel: float = 1e-4, abs_tol: float = 1e-6) -> bool:
+def numbers_equal(answer: int | float, gold: int | float, rel: float = 1e-4, abs_tol: float = 0.0) -> bool:
     """An integer gold (or a float with an integer value) must be matched exactly: 123450000 is not 123456789.
     A fractional gold keeps a relative tolerance, so 0.3333 matches 1/3."""
     if isinstance(gold, int) or float(gold).is_integer():

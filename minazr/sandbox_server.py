@@ -52,7 +52,8 @@ for _name in CODECS:  # fill the codec registry's cache, so str.encode never nee
     codecs.lookup(_name.replace("_", "-"))
 
 # Audit events a running program may raise; everything else is refused. Not object.__getattr__: CPython raises it
-# for reads of restricted attributes (__code__, gi_frame, gi_code, tb_frame, f_code), which only walks need.
+# for reads of restricted attributes (__code__, gi_frame, gi_code, tb_frame, f_code), which only walks need (the
+# hook lets a plain function's __code__ through, see _make_audit_hook).
 ALLOWED_EVENTS = frozenset(
     {"compile", "exec", "object.__setattr__", "object.__delattr__", "builtins.id", "sys._getframe", "array.__new__"}
 )
@@ -110,14 +111,20 @@ class _NullWriter:
 
 
 def _make_audit_hook():
-    """The hook closes over its own copies, so a program that reaches this module's globals cannot loosen it."""
+    """The hook closes over its own copies, so a program that reaches this module's globals cannot loosen it.
+
+    Restricted attribute reads (object.__getattr__) are allowed on plain functions only: inspect.signature reads
+    __code__ (dataclasses call it), and a code object gives nothing the program's own source does not. Frames,
+    generators, coroutines and tracebacks (gi_frame, tb_frame, f_code, ...) stay refused. Setting __code__ is
+    refused (it would let a program replace this hook's body); __defaults__ may be set (namedtuple does)."""
     allowed = ALLOWED_EVENTS
-    frozen_attrs = frozenset({"__code__", "__defaults__", "__kwdefaults__", "__globals__", "__closure__",
-                              "__builtins__", "__dict__"})
+    frozen_attrs = frozenset({"__code__", "__globals__", "__closure__", "__builtins__", "__dict__"})
     error = PermissionError
-    module_type = type(sys)
+    module_type, function_type = type(sys), type(lambda: None)
 
     def hook(event, args):
+        if event == "object.__getattr__" and type(args[0]) is function_type:
+            return
         if event not in allowed:
             raise error(f"sandbox: {event} is not allowed")
         if event == "object.__setattr__" and (args[1] in frozen_attrs or type(args[0]) is module_type):

@@ -35,7 +35,7 @@ from minazr.rewards import RewardScheme, proposer_reward, solver_reward
 from minazr.tasks import Entry, Invalid, Task
 
 log = logging.getLogger(__name__)
-_LOGGED: set[tuple[str, str]] = set()  # (where, exception type) already logged with a traceback
+_LOGGED: set = set()  # warnings given once per process: (where, exception type) pairs, "reused seeds"
 
 
 @dataclass
@@ -55,6 +55,7 @@ class _Proposal:
     reason: str | None = None  # why it is invalid
     solve_rate: float | None = None
     infra: bool = False  # the sandbox failed, not the model: not trained on
+    unstable: bool = False  # some Monte-Carlo answer got no verdict: no learnability reward
 
 
 @dataclass
@@ -66,7 +67,8 @@ class _Solve:
     reason: str | None = None  # why it is unparseable
     correct: bool = False
     infra: bool = False  # the sandbox failed, not the model: not trained on
-    flawed_task: bool = False  # the proposer's program was non-deterministic on this answer: not trained on
+    no_verdict: bool = False  # the proposer's program gave two outputs for this answer: neither trained on nor counted
+    flawed_task: bool = False  # ... and not because of the answer: the task is retracted
 
 
 class _Ids:
@@ -109,9 +111,9 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
     retracted = retract_flawed(proposals, mc + solves, buffers)
     timings["time/judge"] = time.perf_counter() - t0
 
-    _assign_rewards(proposals, [s for s in mc if not (s.infra or s.flawed_task)], solves, scheme)
+    _assign_rewards(proposals, [s for s in mc if not (s.infra or s.no_verdict)], solves, scheme)
     samples = [p.sample for p in proposals if not p.infra] \
-        + [s.sample for s in solves if not (s.infra or s.flawed_task)]
+        + [s.sample for s in solves if not (s.infra or s.no_verdict)]
     advantages = ESTIMATORS[estimator]([s.reward for s in samples], [s.prompt_id for s in samples],
                                        [(s.task, s.role) for s in samples])
     weights = token_weights([len(s.completion_token_ids) for s in samples], weighting)
@@ -173,6 +175,11 @@ def confirm(todo: list[tuple], results: list[list[ExecResult]], executor: Execut
              for k, (job, res) in enumerate(zip(jobs, res_list)) if res.ok and isinstance(job, Run)]
     confirmed = executor.map([job for *_, job in again], timeout_s) if again else []
     results = [list(r) for r in results]
+    if any(set(res.seeds) & set(results[i][k].seeds) for (i, k, _), res in zip(again, confirmed)) \
+            and "reused seeds" not in _LOGGED:
+        _LOGGED.add("reused seeds")
+        log.warning("self-play: the sandbox pool is too small to confirm outputs under new hash seeds (it needs "
+                    "determinism_runs + confirm_runs servers); confirmations reuse seeds")
     for (i, k, _), res in zip(again, confirmed):
         if res.infra:
             results[i][k] = res
@@ -211,32 +218,35 @@ def judge(solves: list[_Solve], executor: Executor, timeout_s: float) -> None:
     results = _run_jobs([jobs for _, jobs in todo], executor, timeout_s)
     for (s, _), res in zip(todo, results):
         s.infra = any(r.infra for r in res)
-        s.flawed_task = s.task.checks_proposer_program and _program_at_fault(s, res)
-        if not (s.infra or s.flawed_task):
+        s.no_verdict = s.task.checks_proposer_program and any(r.nondeterministic for r in res)
+        if s.no_verdict:
+            s.flawed_task = not _seed_ordered_input(s)
+        elif not s.infra:
             correct, s.reason = _per_sample("judge", s.task.judge, s.entry, s.answer, res)
             s.correct = correct is True
 
 
-def _program_at_fault(s: _Solve, results: list[ExecResult]) -> bool:
-    """Did the proposer's program disagree with itself on this answer for a reason of its own? Not when a run timed
-    out (the machine's load, or the solver chose a slow input) or when the solver's input iterates in a hash-seed
-    order (a set of strings): then the answer is just wrong."""
-    unstable = [r for r in results if r.nondeterministic]
-    if not unstable or any(r.timed_out for r in unstable):
-        return False
-    ambiguous, _ = _per_sample("input_order_depends_on_seed", input_order_depends_on_seed, s.answer)
-    return ambiguous is False
+def _seed_ordered_input(s: _Solve) -> bool:
+    """Does the solver's input itself iterate in a hash-seed order (a set of strings)? Then the proposer's program
+    disagreeing with itself on it may be the answer's doing, not the program's."""
+    ordered, _ = _per_sample("input_order_depends_on_seed", input_order_depends_on_seed, s.answer)
+    return ordered is not False
 
 
 def retract_flawed(proposals: list[_Proposal], solves: list[_Solve], buffers: Buffers) -> int:
-    """Tasks whose program gave two outputs for one solver's input are not tasks: out of the buffer, and the
-    proposal that made one this step is invalid. Returns how many were retracted."""
+    """A program that answers one input with two outputs (a timeout in one run included) does not define a task
+    (abduction checks run the proposer's program on the solvers' inputs): out of the buffer, and the proposal that
+    made it this step is invalid. When the solver's input was to blame, the proposal only loses its learnability
+    reward: a verdict that depends on the hash seed is no measure of difficulty. Returns how many were retracted."""
     flawed = {s.entry.key: s.entry for s in solves if s.flawed_task}
+    unstable = {s.entry.key for s in solves if s.no_verdict}
     for entry in flawed.values():
         buffers[entry.task].remove(entry.key)
     for p in proposals:
         if p.entry is not None and p.entry.key in flawed:
             p.entry, p.reason = None, "non-deterministic on a solver's input"
+        elif p.entry is not None and p.entry.key in unstable:
+            p.unstable = True
     return len(flawed)
 
 
@@ -250,6 +260,9 @@ def _assign_rewards(proposals, mc, solves, scheme: RewardScheme) -> None:
             p.solve_rate = sum(outcomes) / len(outcomes) if outcomes else 0.0
         p.sample.reward = proposer_reward(p.entry is not None, p.solve_rate, scheme)
         p.sample.outcome = "valid" if p.entry is not None else f"invalid: {p.reason}"
+        if p.unstable:
+            p.sample.reward = scheme.propose_extreme
+            p.sample.outcome = "valid: no learnability (a solver's input gave no verdict)"
         p.sample.extra["solve_rate"] = p.solve_rate
     for s in solves:
         outcome = "unparseable" if s.reason else ("correct" if s.correct else "wrong")

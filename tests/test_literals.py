@@ -87,6 +87,8 @@ def test_which_inputs_iterate_in_a_hash_seed_order():
     assert literals.input_order_depends_on_seed("[1, frozenset({('x', 1), ('y', 2)})]")
     assert not literals.input_order_depends_on_seed("{1, 2, 3}, {'a': 1, 'b': 2}, ['x', 'y']")
     assert not literals.input_order_depends_on_seed("{'only'}")
+    assert literals.input_order_depends_on_seed("{frozenset({'a'}), frozenset({'b'})}")  # nested: still strings
+    assert literals.input_order_depends_on_seed("{(1, frozenset({b'x'})), (2, frozenset())}")
 
 
 # ---------------------------------------------------------------- verdicts from several runs
