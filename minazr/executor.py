@@ -108,12 +108,12 @@ class SandboxError(RuntimeError):
 class _Server:
     """One fork-server process; one request at a time, each with an id that its reply must carry."""
 
-    def __init__(self, hash_seed: int, isolate: bool):
+    def __init__(self, hash_seed: int, isolate: bool, hooks: bool = True):
         self.hash_seed = hash_seed
         self.workdir = tempfile.mkdtemp(prefix="minazr-sandbox-")
         os.chmod(self.workdir, 0o555)  # empty and read-only for the unprivileged child
         drop_uid = "1" if os.geteuid() == 0 else "0"
-        cmd = [sys.executable, "-s", "-S", str(SERVER_SCRIPT), self.workdir, drop_uid]
+        cmd = [sys.executable, "-s", "-S", str(SERVER_SCRIPT), self.workdir, drop_uid, "1" if hooks else "0"]
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": str(hash_seed),
                "PYTHONDONTWRITEBYTECODE": "1"}
         self.isolated = isolate and _namespace_prefix() is not None
@@ -249,7 +249,7 @@ class Executor:
 
     def __init__(self, workers: int | None = None, memory_mb: int = 512, max_output_chars: int = 10_000,
                  determinism_runs: int = 2, static_check: bool = True, isolate: bool = True,
-                 grace_s: float = GRACE_S):
+                 grace_s: float = GRACE_S, _hooks: bool = True):
         if sys.platform != "linux":
             raise RuntimeError("the minAZR sandbox needs Linux (rlimits, namespaces, pidfd)")
         # two servers per core keep the cores busy while others fork; at least two, since determinism runs need both
@@ -260,6 +260,7 @@ class Executor:
         self.static_check = static_check
         self.isolate = isolate
         self.grace_s = grace_s
+        self._hooks = _hooks  # tests only: False drops the audit hook and import gates (kernel layers alone)
         self._seeds: set[int] = set()  # every seed ever used (a replacement never reuses one)
         self._live_seeds: set[int] = set()  # seeds of the servers in the pool now
         self._free: list[_Server] = []
@@ -434,7 +435,7 @@ class Executor:
         while seed in self._seeds:
             seed = secrets.randbelow(2**32 - 2) + 1
         self._seeds.add(seed)
-        server = _Server(seed, self.isolate)
+        server = _Server(seed, self.isolate, self._hooks)
         with self._lock:
             self._live_seeds.add(seed)
         return server

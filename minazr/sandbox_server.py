@@ -1,6 +1,6 @@
 """Sandbox fork-server: runs model-written Python programs, one forked child per program, and hands back data only.
 
-This file is executed as a script (`python -s -S sandbox_server.py WORKDIR DROP_UID`) by `minazr.executor`, never
+This file is executed as a script (`python -s -S sandbox_server.py WORKDIR DROP_UID HOOKS`) by `minazr.executor`, never
 imported by the caller, and uses only the standard library (plus its sibling files literals.py and
 sandbox_rules.py, found because a script's own folder is first on sys.path).
 
@@ -39,6 +39,7 @@ import signal
 import struct
 import sys
 import time
+from typing import NamedTuple
 
 import literals
 import sandbox_rules
@@ -161,11 +162,19 @@ RESTRICTED_BUILTINS = _restricted_builtins()
 ARGS_NAMESPACE = {"__builtins__": {}, "set": set, "frozenset": frozenset}
 
 
-def _confine(req, workdir, drop_uid):
+class Setup(NamedTuple):
+    """How this server confines its children (from its command line)."""
+
+    workdir: str  # the empty, read-only directory each child chroots into
+    drop_uid: bool  # the caller is really root: children switch to uid/gid 65534
+    hooks: bool  # the audit hook and the import gates; off only in tests that attack the kernel layers directly
+
+
+def _confine(req, setup):
     """Everything that must hold before model code runs. Order matters: rlimits and chdir before dropping root."""
     os.setpgid(0, 0)
     os.closerange(RESULT_FD + 1, 1 << 16)  # DEVNULL and everything else but the result pipe
-    os.chdir(workdir)
+    os.chdir(setup.workdir)
     try:
         os.chroot(".")  # the empty, read-only workdir becomes "/": no file on the host is reachable by path
     except OSError:
@@ -178,12 +187,18 @@ def _confine(req, workdir, drop_uid):
                          (resource.RLIMIT_FSIZE, (0, 0)), (resource.RLIMIT_NOFILE, (RESULT_FD + 5, RESULT_FD + 5)),
                          (resource.RLIMIT_CORE, (0, 0)), (resource.RLIMIT_NPROC, (1, 1))):
         resource.setrlimit(limit, value)
-    if drop_uid:
+    if setup.drop_uid:
         os.setgroups([])
         os.setgid(NOBODY)
         os.setuid(NOBODY)
     sys.stdout = sys.stderr = _NullWriter()
     sys.stdin = None
+    if setup.hooks:
+        _arm_hooks()
+
+
+def _arm_hooks():
+    """The Python-level layers, last before model code runs: import gates and the deny-by-default audit hook."""
     # Code that a program gets executed with fresh globals (through a stdlib helper that calls exec) sees the real
     # builtins module, not the program's restricted namespace: give that one the same import gate, and no open().
     builtins.__import__ = _stdlib_import
@@ -199,8 +214,8 @@ def _parse_args(inputs):
     return eval(f"(lambda *a, **k: (a, k))({inputs})", ARGS_NAMESPACE)
 
 
-def _load_f(code):
-    ns = {"__builtins__": RESTRICTED_BUILTINS, "__name__": "__sandbox__"}
+def _load_f(code, hooks=True):
+    ns = {"__builtins__": RESTRICTED_BUILTINS if hooks else builtins.__dict__, "__name__": "__sandbox__"}
     exec(compile(code, "<program>", "exec"), ns)
     f = ns.get("f")
     if not callable(f):
@@ -216,17 +231,17 @@ def _error_line(e):
         return f"{type(e).__name__}: (message could not be shown)"
 
 
-def child_main(req, workdir, drop_uid):
+def child_main(req, setup):
     write, exit_ = os.write, os._exit  # captured before model code runs: a program may replace module attributes
     try:
-        _confine(req, workdir, drop_uid)
+        _confine(req, setup)
     except BaseException as e:
         write(RESULT_FD, b"S" + f"{type(e).__name__}: {e}".encode("utf-8", "backslashreplace"))
         exit_(0)
     write(RESULT_FD, b"R")  # from here on, what the pipe holds is the program's
     try:
         args, kwargs = _parse_args(req["inputs"])  # before any of the program's own code has run
-        f = _load_f(req["code"])
+        f = _load_f(req["code"], setup.hooks)
         frame = b"O" + literals.serialize(f(*args, **kwargs), req["max_output_chars"]).encode("utf-8")
     except RecursionError:
         frame = b"ERecursionError: maximum recursion depth exceeded"
@@ -256,7 +271,7 @@ def _describe_exit(status):
     return f"program exited with code {os.WEXITSTATUS(status)} before returning"
 
 
-def run_one(req, workdir, drop_uid):
+def run_one(req, setup):
     """Fork a child for one request, collect what it writes, and classify it (see the module docstring)."""
     try:
         r, w = os.pipe()
@@ -267,7 +282,7 @@ def run_one(req, workdir, drop_uid):
         for fd in (0, 1, 2):  # first, in case DEVNULL is fd 3 (it is, when the server started with only 0-2)
             os.dup2(DEVNULL, fd)
         os.dup2(w, RESULT_FD)
-        child_main(req, workdir, drop_uid)  # closes every other descriptor (r, w, DEVNULL) before model code
+        child_main(req, setup)  # closes every other descriptor (r, w, DEVNULL) before model code
     os.close(w)
     data, timed_out = _collect(r, pid, req)
     _kill_group(pid)
@@ -348,19 +363,23 @@ def _reap_orphans():
 
 
 def main():
-    workdir, drop_uid = sys.argv[1], sys.argv[2] == "1"  # drop_uid: the caller is really root
+    setup = Setup(sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1")
+    if not setup.hooks:  # tests attack the kernel layers with these (nothing can be imported in a chrooted child)
+        import socket  # noqa: F401
+        import _thread  # noqa: F401
     # As PID 1 of its namespace, this server ignores every signal from inside it that it has no handler for; Python
     # installs one for SIGINT, which a child with the server's uid (non-root mode) could send to fake a crash.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.environ.clear()  # children inherit nothing (the hash seed was read when this interpreter started)
     gc.freeze()  # everything loaded so far is never collected, so children do not copy it on write for the GC
     # Announce readiness so the caller can tell a broken start from a slow one.
-    write_msg(1, {"ready": True, "pid_namespace": os.getpid() == 1, "drop_uid": drop_uid})
+    write_msg(1, {"ready": True, "pid_namespace": os.getpid() == 1, "drop_uid": setup.drop_uid,
+                  "hooks": setup.hooks})
     while True:
         req = read_msg(0)
         if req is None:
             return
-        reply = run_one(req, workdir, drop_uid)
+        reply = run_one(req, setup)
         reply["id"] = req["id"]
         write_msg(1, reply)
         del req, reply  # nothing of one request stays reachable in the next child

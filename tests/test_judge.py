@@ -12,7 +12,7 @@ import signal
 import threading
 
 import pytest
-from conftest import ScriptedPolicy
+from conftest import ScriptedPolicy, require_isolation
 
 from minazr import parsing
 from minazr.buffer import Buffers
@@ -308,8 +308,7 @@ def test_code_executed_through_a_stdlib_helper_gets_no_more_than_the_program(che
 def test_the_server_has_no_handler_a_child_could_trigger(raw):
     # as PID 1 of its namespace, a server ignores signals from inside it that it has no handler for
     server = raw._free[0]
-    if not server.isolated:
-        pytest.skip("no PID namespace on this machine")
+    require_isolation(server.isolated, "a PID namespace (unshare)")
     (pid,) = open(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read().split()  # unshare's child
     caught = int(next(ln for ln in open(f"/proc/{pid}/status") if ln.startswith("SigCgt:")).split()[1], 16)
     assert caught == 0, f"server catches signals (mask {caught:#x})"

@@ -9,6 +9,7 @@ import os
 import time
 
 import pytest
+from conftest import require_isolation
 
 from minazr.executor import Executor
 
@@ -92,8 +93,7 @@ def test_opening_a_socket(checked, raw):
 
 def test_network_namespace_is_separate(raw):
     server = raw._free[0]
-    if not server.isolated:
-        pytest.skip("network namespaces are not available on this machine")
+    require_isolation(server.isolated, "network and PID namespaces (unshare)")
     assert os.readlink(f"/proc/{server.proc.pid}/ns/net") != os.readlink("/proc/self/ns/net")
     assert server.info["pid_namespace"]
 
@@ -120,8 +120,7 @@ def test_killing_the_parent(checked, raw):
 
 
 def test_runs_unprivileged(raw):
-    if os.geteuid() != 0:
-        pytest.skip("only root can drop to uid 65534")
+    require_isolation(os.geteuid() == 0, "dropping to uid 65534 (needs root)")
     res = raw.run(VIA_SYS + "    return os.getuid(), os.getgid(), os.getgroups()", "")
     assert res.ok and res.output == "(65534, 65534, [])", res
 
@@ -202,8 +201,7 @@ def test_tampering_with_the_audit_hook_does_not_loosen_it(checked, raw):
 
 
 def test_host_files_are_out_of_reach_even_by_path(raw):
-    if os.geteuid() != 0:
-        pytest.skip("chroot needs root (or a user namespace)")
+    require_isolation(os.geteuid() == 0 or raw._free[0].isolated, "chroot (needs root or a user namespace)")
     res = raw.run(VIA_SYS + "    return os.getcwd(), os.path.exists('/etc/passwd'), os.path.exists('/proc/1')", "")
     assert res.ok and res.output == "('/', False, False)", res
 
