@@ -76,10 +76,10 @@ def test_eval_bad_input_is_one_line(tmp_path):
 def test_unreachable_cluster_address_is_one_line(tmp_path):
     import socket
 
-    with socket.socket() as s:  # a port nobody listens on
+    with socket.socket() as s:  # a port nobody listens on, held (bound, not listening) so nothing else takes it
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    res = minazr("train", f"run.out_dir={tmp_path / 'run'}", f"train.ray_address=127.0.0.1:{port}")
+        res = minazr("train", f"run.out_dir={tmp_path / 'run'}", f"train.ray_address=127.0.0.1:{port}")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
-    assert res.stderr.strip().startswith(f"minazr: cannot reach the Ray cluster at 127.0.0.1:{port}: ")
-    assert "\n" not in res.stderr.strip()
+    assert res.stderr.strip().startswith(f"minazr: cannot reach the Ray cluster at 127.0.0.1:{port}: "), res.stderr
+    assert "\n" not in res.stderr.strip(), res.stderr

@@ -41,9 +41,26 @@ def metrics(run: Path) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text().splitlines()] if path.is_file() else []
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def kill_once_busy(pid: int, cpu_s: float, killed: threading.Event, stop: threading.Event) -> None:
+    """SIGKILL `pid` as soon as it has spent `cpu_s` more CPU seconds: it is generating (event, not a timer)."""
+    start = cpu_seconds(pid)
+    while not stop.is_set():
+        if cpu_seconds(pid) - start >= cpu_s:
+            os.kill(pid, signal.SIGKILL)
+            killed.set()
+            return
+        time.sleep(0.05)
+
+
 def test_pool_replaces_a_worker_killed_mid_generate():
-    """SIGKILL one of two workers while it generates: every request still gets exactly its completions, the
-    replacement serves the learner's weights, the survivor is untouched."""
+    """Against a learner that has published a trained version: SIGKILL one of two workers while it generates; every
+    request still gets exactly its completions, the replacement serves that trained version, the survivor is
+    untouched, and the next push brings every worker to the same new version."""
     import ray
 
     from learner.actor import start_learner
@@ -53,40 +70,54 @@ def test_pool_replaces_a_worker_killed_mid_generate():
     from minazr.train import connect_ray
     from rollout.worker import start_pool
 
-    cfg = load_config(None, RUN2 + ["rollout.chunks_per_worker=2"])
+    cfg = load_config(None, RUN2 + ["rollout.chunks_per_worker=2", "learner.lr=1e-3", "learner.grad_clip=0"])
     connect_ray(cfg.train)
     try:
         path = resolve_model(cfg.model.name)
         learner = start_learner(path, cfg.learner, cfg.rollout, seed=0)
         address = ray.get(learner.address.remote(), timeout=300)
         assert address.startswith("tcp://127.0.0.1:")  # a private local cluster: loopback only
-        ray.get(learner.publish.remote(), timeout=300)
+        ids = list(range(100, 140))
+        base = ray.get(learner.score.remote(ids, 1), timeout=300)
+
+        def train(version):  # one step that makes the completion ids[1:] likelier, then publish `version`
+            sample = {"prompt_ids": ids[:1], "completion_ids": ids[1:], "advantage": 1.0,
+                      "token_weight": 1 / len(ids[1:]), "logprobs": ray.get(learner.score.remote(ids, 1))}
+            return ray.get(learner.train_step.remote([sample], version), timeout=300)
+
+        assert train(1)["version"] == 1
         pool = start_pool(path, cfg.rollout, seed=0)
         pool.load_weights(address, None)
+        assert pool.versions == [1, 1]
+        trained = pool.score(ids, 1)[0]
+        assert sum(trained) / len(trained) > sum(base) / len(base) + 0.5  # version 1 really is another model
+
         before = pool.info()
         requests = [GenRequest(f"Write a long story about the number {i}.", 2) for i in range(16)]
         sampling = Sampling(temperature=1.0, max_tokens=96, ignore_eos=True, seed=11)
-        killed = threading.Event()
-
-        def kill():
-            os.kill(before[1]["pid"], signal.SIGKILL)
-            killed.set()
-
-        timer = threading.Timer(3.0, kill)
-        timer.start()
+        killed, stop = threading.Event(), threading.Event()
+        killer = threading.Thread(target=kill_once_busy, args=(before[1]["pid"], 1.0, killed, stop), daemon=True)
+        killer.start()
         gens = pool.generate(requests, sampling)
-        assert killed.is_set(), "the kill came after generation ended: nothing was tested"
+        stop.set()
+        assert killed.is_set(), "the worker finished before it had used 1 CPU-second: nothing was tested"
         assert pool.restarts == 1
         assert [len(g.completions) for g in gens] == [2] * 16
         assert all(len(c.token_ids) == 96 == len(c.logprobs) for g in gens for c in g.completions)
         after = pool.info()
         assert after[0]["pid"] == before[0]["pid"] and after[1]["pid"] != before[1]["pid"]
-        assert pool.versions == [0, 0]  # the replacement fetched the current weights before serving
-        ids = list(range(100, 140))
+        assert pool.versions == [1, 1]  # the replacement fetched the trained version before serving
         a, b = pool.score(ids, 1)
         assert sum(abs(x - y) for x, y in zip(a, b)) / len(a) < 0.02  # both serve the same weights
         with pytest.raises(OSError):
             os.kill(before[1]["pid"], 0)  # the killed process is gone
+
+        assert train(2)["version"] == 2  # the next push reaches every worker, the replacement included
+        pool.load_weights(address, None)
+        assert pool.versions == [2, 2]
+        a, b = pool.score(ids, 1)
+        assert sum(abs(x - y) for x, y in zip(a, b)) / len(a) < 0.02
+        assert sum(abs(x - y) for x, y in zip(a, trained)) / len(a) > 0.05  # and it is version 2, not 1
         pool.close()
         ray.kill(learner)
     finally:
@@ -137,11 +168,18 @@ def test_resume_after_driver_sigkill_matches_an_uninterrupted_run(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     done_before = [x["step"] for x in metrics(b)]
     assert done_before and done_before[-1] < 2
+    from minazr import checkpoint
+
+    resume_step, _, _ = checkpoint.load_driver_state(checkpoint.latest(b))
+    kept = [ln for ln in (b / "metrics.jsonl").read_text().splitlines() if json.loads(ln)["step"] < resume_step]
     proc = minazr("train", "--resume", str(b))
     _, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
 
     assert [x["step"] for x in metrics(b)] == [0, 1, 2]  # none skipped, none repeated
+    # a resume that restarted from step 0 would rewrite these lines (their timings differ) and restart the version
+    assert (b / "metrics.jsonl").read_text().splitlines()[:len(kept)] == kept and kept
+    assert [x["version"] for x in metrics(b)] == [x["version"] for x in metrics(a)] == [1, 2, 3]
     samples = {run: [json.loads(ln) for ln in (run / "samples.jsonl").read_text().splitlines()] for run in (a, b)}
     for run in (a, b):
         assert sorted({s["step"] for s in samples[run]}) == [0, 1, 2]
