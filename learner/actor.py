@@ -1,5 +1,7 @@
 """Learner: the Ray actor around LearnerCore, placed where `learner.num_cpus` / `learner.num_gpus` say."""
 
+import os
+
 import ray
 
 from learner.core import LearnerCore
@@ -14,6 +16,9 @@ class _NodeLearner(LearnerCore):
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
+
+    def pid(self) -> int:
+        return os.getpid()
 
 
 Learner = ray.remote(_NodeLearner)

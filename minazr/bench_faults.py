@@ -4,8 +4,9 @@
 
 Measures output tokens/s of the pool with 1 worker, with 2 workers taking one equal share each
 (`rollout.chunks_per_worker=1`), and with 2 workers taking 2 chunks each; then the wall time of one generate call
-during which one of the 2 workers is killed with SIGKILL `--kill-after` seconds in, against the same call without a
-kill. Every call uses the same prompts and seeded sampling (temperature 1, exactly --max-tokens tokens each).
+during which one of the 2 workers is killed with SIGKILL once it has spent `--kill-after` CPU-seconds generating
+(so the kill lands mid-call however loaded the machine), against the same call without a kill. Every call uses the
+same prompts and seeded sampling (temperature 1, exactly --max-tokens tokens each).
 """
 
 import dataclasses
@@ -75,12 +76,43 @@ def _timed(fn, *args) -> float:
 
 def _kill_one(pool, requests, sampling, kill_after: float, normal_s: float) -> dict:
     victim = pool.info()[1]["pid"]
-    timer = threading.Timer(kill_after, os.kill, (victim, signal.SIGKILL))
-    timer.start()
+    restarts = pool.restarts
+    killed, stop = kill_when_busy(victim, kill_after)
     t0 = time.perf_counter()
     gens = pool.generate(requests, sampling)
     elapsed = time.perf_counter() - t0
-    timer.cancel()
+    stop.set()
     complete = all(len(g.completions) == 1 and len(g.completions[0].token_ids) == sampling.max_tokens for g in gens)
-    return {"kill_after_s": kill_after, "call_with_kill_s": elapsed, "normal_call_s": normal_s,
-            "restarts": pool.restarts, "all_requests_complete": complete}
+    if not killed.is_set():
+        print(f"minazr bench-faults: the worker finished before it had used {kill_after} CPU-seconds, so nothing "
+              "was killed; give it more work (--prompts, --max-tokens) or a smaller --kill-after", flush=True)
+    return {"kill_after_cpu_s": kill_after, "killed_mid_call": killed.is_set(), "call_with_kill_s": elapsed,
+            "normal_call_s": normal_s, "restarts": pool.restarts - restarts, "all_requests_complete": complete}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def kill_when_busy(pid: int, cpu_s: float) -> tuple[threading.Event, threading.Event]:
+    """SIGKILL `pid` from a background thread once it has spent `cpu_s` more CPU-seconds, that is, once it is
+    really generating, however busy the machine (a wall-clock timer can fire before the work starts or after it
+    ends). Returns (killed, stop): set `stop` to give up."""
+    killed, stop = threading.Event(), threading.Event()
+    start = cpu_seconds(pid)
+
+    def watch():
+        while not stop.is_set():
+            try:
+                if cpu_seconds(pid) - start >= cpu_s:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.set()
+                    return
+            except (OSError, ValueError):  # the process is gone already
+                return
+            time.sleep(0.02)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return killed, stop

@@ -73,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     bf.add_argument("--prompts", type=int, default=64, help="prompts per call (default 64)")
     bf.add_argument("--max-tokens", type=int, default=128, help="tokens per completion (default 128)")
     bf.add_argument("--repeats", type=int, default=3, help="timed calls per setting, median kept (default 3)")
-    bf.add_argument("--kill-after", type=float, default=2.0, help="seconds into the call to SIGKILL a worker "
-                                                                   "(default 2)")
+    bf.add_argument("--kill-after", type=float, default=2.0, help="CPU-seconds of generation after which one "
+                                                                   "worker is SIGKILLed mid-call (default 2)")
     bf.add_argument("--out", metavar="DIR", help="also write DIR/bench_faults.json")
     be = command("bench-executor", "Measure sandboxed programs per second through the executor pool.")
     be.add_argument("--programs", type=int, default=2000, help="programs to run (default 2000)")

@@ -239,7 +239,9 @@ class _Cluster:
         """Where everything runs (RUN_DIR/cluster.json): node ids and addresses of the learner and each worker."""
         layout = {"learner": {"address": self.address,
                               "node_id": remote_call(self.ray, self.learner.node_id.remote(), self.timeout_s,
-                                                     "describe the learner")},
+                                                     "describe the learner"),
+                              "pid": remote_call(self.ray, self.learner.pid.remote(), self.timeout_s,
+                                                 "describe the learner")},
                   "workers": self.pool.info(), "nodes": len(self.ray.nodes())}
         (run_dir / "cluster.json").write_text(json.dumps(layout, indent=2) + "\n")
         return layout

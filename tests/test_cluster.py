@@ -2,6 +2,7 @@
 with its own resources), a `minazr train` job submitted through Ray's job API with --working-dir semantics, and
 rollout workers placed on both nodes by `rollout.placement=strict_spread`."""
 
+import contextlib
 import json
 import os
 import re
@@ -28,14 +29,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def two_node_cluster(tmp_path):
-    """Head (1 CPU, resource head_node) + second node (1 CPU, resource second_node), token auth on."""
+@contextlib.contextmanager
+def local_two_node_cluster(cpus_per_node: int):
+    """Head (resource head_node) + second node (resource second_node), `cpus_per_node` CPUs each, token auth on.
+    Yields (dashboard URL, GCS address, environment for clients)."""
     port, dash = _free_port(), _free_port()
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     env.pop("RAY_ADDRESS", None)
-    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0", "--disable-usage-stats"]
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus_per_node), "--num-gpus", "0",
+              "--disable-usage-stats"]
     head = [RAY, "start", "--head", "--port", str(port), "--dashboard-port", str(dash), "--include-dashboard",
             "true", "--resources", '{"head_node": 1}', "--temp-dir", temp_dir, *common]
     second = [RAY, "start", "--address", f"127.0.0.1:{port}", "--resources", '{"second_node": 1}', *common]
@@ -47,6 +50,46 @@ def two_node_cluster(tmp_path):
     finally:
         subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def two_node_cluster():
+    """1 CPU per node: a 1-CPU worker fits each node once."""
+    with local_two_node_cluster(1) as cluster:
+        yield cluster
+
+
+PLACE = """
+import json, sys, time
+import ray
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from minazr.config import RolloutConfig
+from rollout.worker import _placement_group
+
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+where = ray.remote(num_cpus=1)(lambda: ray.get_runtime_context().get_node_id())
+nodes = {}
+for strategy in ("pack", "strict_spread"):
+    while ray.available_resources().get("CPU", 0) < 4:  # a removed group frees its CPUs asynchronously, and a
+        time.sleep(0.2)                                  # PACK group that cannot pack at once spreads instead
+    group = _placement_group(RolloutConfig(num_workers=2, num_cpus=1, placement=strategy))
+    nodes[strategy] = ray.get([where.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
+        group, placement_group_bundle_index=i)).remote() for i in range(2)], timeout=120)
+    ray.util.remove_placement_group(group)
+print(json.dumps(nodes))
+"""
+
+
+def test_placement_strategies_spread_or_pack_two_cpu_nodes():
+    """With 2 CPUs per node, two 1-CPU workers fit on one node: strict_spread must still split them, pack must
+    put them together (with 1-CPU nodes any strategy, even none, would put one per node). The placement group is
+    the pool's own (rollout.worker._placement_group); the actors on its bundles report their nodes."""
+    with local_two_node_cluster(2) as (_, address, env):
+        res = subprocess.run([sys.executable, "-c", PLACE, address], env=env, capture_output=True, text=True,
+                             timeout=300, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-3000:]
+    nodes = json.loads(res.stdout.strip().splitlines()[-1])
+    assert len(set(nodes["strict_spread"])) == 2 and len(set(nodes["pack"])) == 1, nodes
 
 
 def test_job_submit_spreads_rollout_workers_over_two_nodes(two_node_cluster, tmp_path):

