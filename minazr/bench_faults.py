@@ -24,7 +24,11 @@ from minazr.models import resolve_model
 from minazr.policy import GenRequest, Sampling
 
 
-def run_bench(cfg, n_prompts: int, max_tokens: int, repeats: int, kill_after: float, out: str | None) -> dict:
+SETTINGS = ((1, 1), (2, 1), (2, 2))  # (workers, chunks per worker); the kill is measured in (2, 1)
+
+
+def run_bench(cfg, n_prompts: int, max_tokens: int, repeats: int, kill_after: float, out: str | None,
+              settings=SETTINGS) -> dict:
     import ray
 
     from learner.actor import start_learner
@@ -41,8 +45,9 @@ def run_bench(cfg, n_prompts: int, max_tokens: int, repeats: int, kill_after: fl
     sampling = Sampling(1.0, 1.0, max_tokens, ignore_eos=True, seed=cfg.run.seed)
     cores = os.cpu_count() or 1
     report: dict = {"model": cfg.model.name, "prompts": n_prompts, "max_tokens": max_tokens, "pool": []}
-    with tqdm(total=4, desc="bench-faults", unit="stage", dynamic_ncols=True) as bar:
-        for workers, chunks in [(1, 1), (2, 1), (2, 2)]:
+    with tqdm(total=len(settings) + ((2, 1) in settings), desc="bench-faults", unit="stage",
+              dynamic_ncols=True) as bar:
+        for workers, chunks in settings:
             bar.set_postfix_str(f"{workers} workers x {chunks} chunks")
             rcfg = dataclasses.replace(cfg.rollout, num_workers=workers, chunks_per_worker=chunks,
                                        num_cpus=min(cfg.rollout.num_cpus, cores / workers), max_restarts=1)

@@ -9,7 +9,7 @@
                   base model and the final checkpoint, learning-curve plot and report (resumable)
     minazr config [--config PATH] [--docs] [overrides]      print the resolved config, or the field reference
     minazr bench-executor [--config PATH] [--programs N] [--out DIR] [overrides]   sandbox programs per second
-    minazr bench-faults [--config PATH] [--prompts N] [--max-tokens T] [--kill-after S] [--out DIR]   pool
+    minazr bench-faults [--config PATH] [--prompts N] [--max-tokens T] [--kill-after S] [--settings 1x1,2x1] [--out DIR]   pool
                   dispatch cost and recovery from a SIGKILLed worker
 
 Bad input exits with code 2 and one line on stderr, never a traceback.
@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     bf.add_argument("--repeats", type=int, default=3, help="timed calls per setting, median kept (default 3)")
     bf.add_argument("--kill-after", type=float, default=2.0, help="CPU-seconds of generation after which one "
                                                                    "worker is SIGKILLed mid-call (default 2)")
+    bf.add_argument("--settings", default="1x1,2x1,2x2", help="WORKERSxCHUNKS settings to measure; the kill is "
+                                                               "measured in 2x1 (default 1x1,2x1,2x2)")
     bf.add_argument("--out", metavar="DIR", help="also write DIR/bench_faults.json")
     be = command("bench-executor", "Measure sandboxed programs per second through the executor pool.")
     be.add_argument("--programs", type=int, default=2000, help="programs to run (default 2000)")
@@ -148,7 +150,14 @@ def _bench_faults(cfg, args) -> int:
         return 2
     from minazr.bench_faults import run_bench
 
-    run_bench(cfg, args.prompts, args.max_tokens, args.repeats, args.kill_after, args.out)
+    try:
+        settings = [tuple(int(x) for x in item.split("x")) for item in args.settings.split(",")]
+    except ValueError:
+        settings = []
+    if not settings or any(len(st) != 2 or min(st) < 1 for st in settings):
+        print("minazr: --settings must be a comma-separated list of WORKERSxCHUNKS, e.g. 1x1,2x1", file=sys.stderr)
+        return 2
+    run_bench(cfg, args.prompts, args.max_tokens, args.repeats, args.kill_after, args.out, settings)
     return 0
 
 
