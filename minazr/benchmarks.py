@@ -1,14 +1,16 @@
-"""Evaluation benchmarks: GSM8K, CRUXEval-O and CRUXEval-I, each read from a JSONL file and scored like training.
+"""Evaluation benchmarks: GSM8K, CRUXEval-O and CRUXEval-I, each read from a JSONL file, in two prompt styles.
 
-Each benchmark item becomes the buffer entry of the matching solver task (GSM8K -> math, CRUXEval-O -> deduction,
-CRUXEval-I -> abduction), so the model sees exactly the solver prompt it trains on and is judged by the same code:
-  - gsm8k: the final number, compared numerically with the gold after `####` (commas, $, units tolerated);
-  - cruxeval-o: the predicted output literal, equal by value to the gold output (compared in the sandbox);
-  - cruxeval-i: the predicted argument list x, correct when f(x) == gold output (run in the sandbox).
-
-Answer extraction is strict first (the training format: <answer>...</answer>), then lenient, because small models
-write messy text: a missing or unclosed tag, `The answer is $1,234.`, `\\boxed{18}`, `#### 18`, `f(x) == [1, 2]`,
-code fences. `Extraction.strict` records which one found the answer (the format rate). Pure: no Ray, no vLLM.
+- Standard (harness) prompts, the figures to compare with published ones (minazr/harness.py):
+    gsm8k            zero-shot chain of thought, final answer "The answer is N";
+    cruxeval-o/-i    CRUXEval's harness format, few-shot, direct answer `[ANSWER] assert f(x) == y [/ANSWER]`;
+    cruxeval-o-cot/-i-cot  the same with `[THOUGHT] ... [/THOUGHT]` reasoning first.
+- In-format prompts (`-train`): each item becomes the buffer entry of the matching solver task (GSM8K -> math,
+  CRUXEval-O -> deduction, CRUXEval-I -> abduction), so the model sees exactly the solver prompt it trains on:
+    gsm8k-train, cruxeval-o-train, cruxeval-i-train.
+Every style is judged by the training task's code: GSM8K's final number compared numerically with the gold after
+`####`; CRUXEval-O's literal equal by value to the gold output (no code runs); CRUXEval-I's input x correct when
+f(x) == gold output (f runs in the sandbox). `Extraction.strict` records whether the answer came in the prompt's
+own format (the format rate); lenient readings catch the messy forms small models write. Pure: no Ray, no vLLM.
 """
 
 import json
@@ -16,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from minazr import parsing
+from minazr import harness, parsing
 from minazr.executor import ExecResult, Job
 from minazr.parsing import ParseError
 from minazr.tasks import make_task
@@ -48,6 +50,8 @@ class Benchmark:
     filename = ""
     task = ""  # the solver task that supplies the prompt and the judge
     fields: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()  # generation stops at any of these (not included in the completion)
+    max_tokens: int | None = None  # a cap below eval.max_tokens, for prompts whose answer is short
 
     def __init__(self):
         self.solver = make_task(self.task)
@@ -89,6 +93,10 @@ class Benchmark:
     def prompt(self, item: Item) -> str:
         """The solver instruction (before the chat/r1 template), exactly as in training."""
         return self.solver.solve_prompt(item.entry)
+
+    def render(self, item: Item, render) -> str:
+        """The text the engine sees: the training prompt wrapped by `render` (a prompts.Renderer)."""
+        return render(self.prompt(item))
 
     def extract(self, completion: str) -> Extraction:
         """The answer in `completion`, strict (training format) first, then lenient; raises ParseError."""
@@ -153,8 +161,10 @@ def final_number(text: str) -> float:
 
 
 @register
-class GSM8K(Benchmark):
-    name = "gsm8k"
+class GSM8KTrain(Benchmark):
+    """The math solver's training prompt."""
+
+    name = "gsm8k-train"
     filename = "gsm8k_test.jsonl"
     task = "math"
     fields = ("question", "answer")
@@ -185,15 +195,15 @@ class _CruxEval(Benchmark):
 
     def item(self, row: dict, line_no: int) -> Item:
         data = {"program": row["code"], "inputs": row["input"], "output": row["output"]}
-        gold = row["output"] if self.name == "cruxeval-o" else row["input"]
+        gold = row["output"] if self.task == "deduction" else row["input"]
         return Item(row["id"], Entry(self.task, data, ""), gold)
 
 
 @register
-class CruxEvalO(_CruxEval):
+class CruxEvalOTrain(_CruxEval):
     """Output prediction: the solver sees f and the input (the deduction prompt)."""
 
-    name = "cruxeval-o"
+    name = "cruxeval-o-train"
     task = "deduction"
 
     def lenient(self, text: str) -> str:
@@ -201,10 +211,10 @@ class CruxEvalO(_CruxEval):
 
 
 @register
-class CruxEvalI(_CruxEval):
+class CruxEvalITrain(_CruxEval):
     """Input prediction: the solver sees f and the output (the abduction prompt)."""
 
-    name = "cruxeval-i"
+    name = "cruxeval-i-train"
     task = "abduction"
 
     def lenient(self, text: str) -> str:
@@ -231,3 +241,68 @@ def _first_that(parse, candidates: list[str]):
         except ParseError:
             continue
     return parse(candidates[-1])  # its ParseError is the reason recorded
+
+
+# ---------------------------------------------------------------- standard (harness) prompts
+
+
+@register
+class GSM8K(GSM8KTrain):
+    """Zero-shot chain of thought; the chat template without our system prompt for instruct models."""
+
+    name = "gsm8k"
+    stop = harness.STOP_GSM8K_RAW
+
+    def render(self, item: Item, render) -> str:
+        question = item.entry.data["problem"]
+        if getattr(render, "template", None) == "chat":
+            return render.plain(harness.gsm8k_instruction(question))
+        return harness.gsm8k_raw(question)
+
+    def extract(self, completion: str) -> Extraction:
+        strict = harness.ANSWER_IS.search(completion) is not None
+        return Extraction(final_number(completion), strict)
+
+
+class _CruxHarness(_CruxEval):
+    stop = harness.STOP_CRUX
+    predict = "output"
+    cot = False
+
+    def render(self, item: Item, render) -> str:  # raw text for every model, as in the harness
+        d = item.entry.data
+        return harness.cruxeval_prompt(d["program"], d["inputs"], d["output"], self.predict, self.cot)
+
+    def extract(self, completion: str) -> Extraction:
+        read = harness.extract_output if self.predict == "output" else harness.extract_input
+        return Extraction(*read(completion, self.cot))
+
+
+@register
+class CruxEvalO(_CruxHarness):
+    name = "cruxeval-o"
+    task = "deduction"
+    max_tokens = 256
+
+
+@register
+class CruxEvalOCot(_CruxHarness):
+    name = "cruxeval-o-cot"
+    task = "deduction"
+    cot = True
+
+
+@register
+class CruxEvalI(_CruxHarness):
+    name = "cruxeval-i"
+    task = "abduction"
+    predict = "input"
+    max_tokens = 256
+
+
+@register
+class CruxEvalICot(_CruxHarness):
+    name = "cruxeval-i-cot"
+    task = "abduction"
+    predict = "input"
+    cot = True

@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="embedded model name, HF directory, hub id, training run directory (latest checkpoint) "
                          "or checkpoint directory; repeat (or separate by commas) to compare several "
                          "(default: model.name)")
-    ev.add_argument("--benchmarks", help="comma-separated: gsm8k, cruxeval-o, cruxeval-i (default: eval.benchmarks)")
+    ev.add_argument("--benchmarks", help="comma-separated: gsm8k, cruxeval-o, cruxeval-i (standard prompts), "
+                                             "cruxeval-o-cot, cruxeval-i-cot, gsm8k-train, cruxeval-o-train, "
+                                             "cruxeval-i-train (training prompts) (default: eval.benchmarks)")
     ev.add_argument("--limit", type=int, help="items per benchmark, 0 for all (default: eval.limit)")
     ev.add_argument("--data-dir", metavar="DIR", help="folder with gsm8k_test.jsonl and cruxeval.jsonl "
                                                       "(default: eval.data_dir, else the shipped copies)")

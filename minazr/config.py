@@ -195,9 +195,14 @@ class AdvantagesConfig:
 
 @dataclass
 class EvalConfig:
-    benchmarks: list[str] = param(["gsm8k", "cruxeval-o", "cruxeval-i"],
-                                  "Benchmarks `minazr eval` runs (and `minazr train` when eval.every > 0).",
-                                  choices=("gsm8k", "cruxeval-o", "cruxeval-i"))
+    benchmarks: list[str] = param(["gsm8k", "cruxeval-o", "cruxeval-i", "gsm8k-train", "cruxeval-o-train",
+                                   "cruxeval-i-train"],
+                                  "Benchmarks `minazr eval` runs (and `minazr train` when eval.every > 0). Plain "
+                                  "names use standard prompts (CRUXEval's harness format, direct answer; GSM8K "
+                                  "zero-shot chain of thought); -cot: CRUXEval's chain-of-thought variant; -train: "
+                                  "the training solver prompt (in-format).",
+                                  choices=("gsm8k", "cruxeval-o", "cruxeval-i", "cruxeval-o-cot", "cruxeval-i-cot",
+                                           "gsm8k-train", "cruxeval-o-train", "cruxeval-i-train"))
     limit: int = param(0, "Items per benchmark, from the start of each file; 0 evaluates all (GSM8K 1319, "
                           "CRUXEval 800 each).", min=0)
     max_tokens: int = param(512, "Longest completion per item, in tokens (greedy decoding).", min=1)

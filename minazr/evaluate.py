@@ -75,11 +75,12 @@ def load_benchmarks(names: list[str], data_dir: str | None, limit: int | None) -
 def evaluate(policy, executor, render, loaded: dict[str, tuple[Benchmark, list[Item]]], max_tokens: int,
              chunk: int = 256, timeout_s: float = 5.0, progress: bool = True) -> dict[str, Report]:
     """Greedy pass@1 of `policy` (anything with Policy.generate) on each loaded benchmark."""
-    sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=max_tokens)
     reports = {}
     for name, (bench, items) in loaded.items():
         t0 = time.perf_counter()
-        prompts = [render(bench.prompt(it)) for it in items]
+        sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=min(max_tokens, bench.max_tokens or max_tokens),
+                            stop=bench.stop)
+        prompts = [bench.render(it, render) for it in items]
         completions = []
         with tqdm(total=len(items), desc=f"eval {name}", unit="item", dynamic_ncols=True, disable=not progress,
                   leave=False) as bar:

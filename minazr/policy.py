@@ -27,6 +27,7 @@ class Sampling:
     top_p: float = 1.0
     max_tokens: int = 512
     ignore_eos: bool = False  # benchmarks only: always generate max_tokens
+    stop: tuple[str, ...] = ()  # evaluation prompts: generation ends at any of these strings (left out of the text)
     seed: int | None = None  # request i of a generate call samples with seed + i: reproducible, whatever the
     #                          worker or batch it lands in (resumed runs regenerate what the original run did)
 

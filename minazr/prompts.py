@@ -150,3 +150,13 @@ class Renderer:
             messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": instruction}]
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         raise ValueError(f"unknown prompt template {self.template!r} (expected 'r1' or 'chat')")
+
+    def plain(self, instruction: str) -> str:
+        """The instruction as the only user message of the chat template, without our system prompt (the
+        standard evaluation prompts); r1 models get the instruction as raw text."""
+        if self.template != "chat":
+            return instruction
+        if self.tokenizer is None or not hasattr(self.tokenizer, "apply_chat_template"):
+            raise ValueError("the chat template needs a tokenizer with apply_chat_template")
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": instruction}], tokenize=False,
+                                                  add_generation_prompt=True)

@@ -64,7 +64,7 @@ class RolloutEngine:
         seeds = seeds or [None] * len(requests)
         params = [SamplingParams(n=n, temperature=sampling.temperature, top_p=sampling.top_p,
                                  max_tokens=sampling.max_tokens, ignore_eos=sampling.ignore_eos, logprobs=0,
-                                 seed=seed)
+                                 seed=seed, stop=list(sampling.stop) or None)
                   for (_, n), seed in zip(requests, seeds)]
         outs = self.llm.generate([p for p, _ in requests], params, use_tqdm=False)
         gens = []

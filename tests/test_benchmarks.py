@@ -75,11 +75,11 @@ def test_missing_data_dir_and_unknown_benchmark(tmp_path):
     ("<answer></answer> so the total is 42", 42),  # empty tag: fall back to the text
 ])
 def test_gsm8k_extraction_messy_forms(text, value):
-    assert benchmarks.get("gsm8k").extract(text).answer == pytest.approx(value)
+    assert benchmarks.get("gsm8k-train").extract(text).answer == pytest.approx(value)
 
 
 def test_gsm8k_extraction_reports_format_and_failures():
-    bench = benchmarks.get("gsm8k")
+    bench = benchmarks.get("gsm8k-train")
     assert bench.extract("<answer>5</answer>").strict and not bench.extract("it is 5").strict
     with pytest.raises(ParseError):
         bench.extract("I do not know.")
@@ -88,7 +88,7 @@ def test_gsm8k_extraction_reports_format_and_failures():
 
 def test_gsm8k_scoring_right_and_wrong(executor):
     item = benchmarks.get("gsm8k").load(limit=1)[0]  # gold 18
-    rows = _score("gsm8k", item, ["<answer>18</answer>", "<answer>$18.00</answer>", "so 18 dollars",
+    rows = _score("gsm8k-train", item, ["<answer>18</answer>", "<answer>$18.00</answer>", "so 18 dollars",
                                   "<answer>9</answer>", "no idea", "<answer>18</answer> wait, 20"], executor)
     assert [r["correct"] for r in rows] == [True, True, True, False, False, True]
     assert rows[4]["extracted"] is None and rows[4]["error"].startswith("unparseable")
@@ -115,7 +115,7 @@ def _crux(name, idx=0):
     ("<answer>a list of pairs</answer>", False),
 ])
 def test_cruxeval_o_scoring(executor, text, right):
-    (row,) = _score("cruxeval-o", _crux("cruxeval-o"), [text], executor)
+    (row,) = _score("cruxeval-o-train", _crux("cruxeval-o-train"), [text], executor)
     assert row["correct"] is right, row
 
 
@@ -134,7 +134,7 @@ def test_cruxeval_o_scoring(executor, text, right):
     ("<answer>__import__('os').system('id')</answer>", False),  # code is never run as an input
 ])
 def test_cruxeval_i_scoring(executor, text, right):
-    (row,) = _score("cruxeval-i", _crux("cruxeval-i"), [text], executor)
+    (row,) = _score("cruxeval-i-train", _crux("cruxeval-i-train"), [text], executor)
     assert row["correct"] is right, row
 
 
@@ -148,7 +148,7 @@ UNSCORABLE_I = {"sample_135", "sample_152", "sample_239", "sample_258", "sample_
 def test_cruxeval_gold_answers_score_correct(executor):
     """The data's own answers, written as a model would, are judged right: all 1,600 items (the judge's strict
     literal reader and its sandbox must not turn a right answer wrong)."""
-    for name, unscorable in (("cruxeval-o", set()), ("cruxeval-i", UNSCORABLE_I)):
+    for name, unscorable in (("cruxeval-o-train", set()), ("cruxeval-i-train", UNSCORABLE_I)):
         bench = benchmarks.get(name)
         items = bench.load()
         rows = score(bench, items, [""] * len(items),
@@ -163,7 +163,7 @@ def test_cruxeval_gold_answers_score_correct(executor):
 
 def test_evaluate_with_a_scripted_policy(executor, tmp_path):
     """Prompts are the training solver prompts; chunks reassemble in order; summary figures add up."""
-    loaded = {n: (benchmarks.get(n), benchmarks.get(n).load(limit=5)) for n in ("gsm8k", "cruxeval-o")}
+    loaded = {n: (benchmarks.get(n), benchmarks.get(n).load(limit=5)) for n in ("gsm8k-train", "cruxeval-o-train")}
     golds = {it.entry.data.get("problem", it.entry.data.get("program")): it.gold
              for _, items in loaded.values() for it in items}
 
@@ -182,7 +182,7 @@ def test_evaluate_with_a_scripted_policy(executor, tmp_path):
         s = rep.summary()
         assert s["correct"] == sum(expected) and s["n"] == 5 and s["ci95"][0] <= s["accuracy"] <= s["ci95"][1]
         assert json.dumps(rep.rows)  # every row is JSON-serialisable
-    assert "| model | gsm8k | cruxeval-o |" in table({"base": {n: r.summary() for n, r in reports.items()}})
+    assert "| model | gsm8k-train | cruxeval-o-train |" in table({"base": {n: r.summary() for n, r in reports.items()}})
 
 
 def test_wilson_interval_and_labels():
