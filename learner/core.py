@@ -80,9 +80,13 @@ class LearnerCore:
         # A sample whose advantage is 0 adds nothing to the policy gradient: without a KL term it is skipped, which
         # saves its forward and backward (whole TRR++ groups where every answer scored the same, e.g. all invalid).
         nonempty = [b for b in batch if b["completion_ids"]]
+        temperatures = {float(b.get("temperature", 1.0)) for b in nonempty}
+        if len(temperatures) > 1 or min(temperatures, default=1.0) <= 0:
+            raise ValueError(f"a training batch needs one sampling temperature > 0, got {sorted(temperatures)}")
+        temperature = temperatures.pop() if temperatures else 1.0
         items = [b for b in nonempty if b["advantage"] != 0 or self.ref is not None]
         for micro in self._micro_batches(items):
-            self._accumulate(micro, stats)
+            self._accumulate(micro, stats, temperature)
             release_freed_memory()
         grad_norm = 0.0
         if items:
@@ -119,10 +123,10 @@ class LearnerCore:
         if micro:
             yield micro
 
-    def _accumulate(self, micro: list[dict], stats: dict) -> None:
+    def _accumulate(self, micro: list[dict], stats: dict, temperature: float = 1.0) -> None:
         ids, mask, targets, old, adv, weight = self._tensors(micro)
         on = weight > 0  # (B, T-1): completion tokens; only their logits are computed
-        logp = self._logprobs(self.model, ids, mask, targets, on)  # (N,)
+        logp = self._logprobs(self.model, ids, mask, targets, on, temperature)  # (N,)
         old, adv, weight = old[on], adv[on], weight[on]
         ratio = torch.exp(logp - old)
         clipped = torch.clamp(ratio, 1 - self.cfg.clip_eps, 1 + self.cfg.clip_eps)
@@ -130,7 +134,7 @@ class LearnerCore:
         per_token = pg
         if self.ref is not None:
             with torch.no_grad():
-                ref_logp = self._logprobs(self.ref, ids, mask, targets, on)
+                ref_logp = self._logprobs(self.ref, ids, mask, targets, on, temperature)
             delta = ref_logp - logp
             kl = torch.exp(delta) - delta - 1  # k3 estimator, >= 0
             per_token = pg + self.cfg.kl_coef * kl
@@ -143,13 +147,14 @@ class LearnerCore:
         stats["ratio"] += float(ratio.detach().sum())
         stats["tokens"] += int(on.sum())
 
-    def _logprobs(self, model, ids, mask, targets, on) -> torch.Tensor:
+    def _logprobs(self, model, ids, mask, targets, on, temperature: float = 1.0) -> torch.Tensor:
         """log p of the selected target tokens. The decoder runs on every position, but the vocabulary projection
         (a large share of a small model's compute) only on the positions that predict completion tokens."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.autocast_bf16):
             hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, H)
             logits = model.get_output_embeddings()(hidden[:, :-1][on])  # (N, V)
-        return -F.cross_entropy(logits.float(), targets[on], reduction="none")
+        # the engine samples from softmax(logits / T) and reports those log-probs: the ratio compares like with like
+        return -F.cross_entropy(logits.float() / temperature, targets[on], reduction="none")
 
     def _tensors(self, micro: list[dict]):
         """Right-padded inputs and, aligned with positions 1..T-1, targets, behaviour log-probs, advantages and

@@ -31,7 +31,7 @@ from minazr.executor import from_config as executor_from_config
 from minazr.models import resolve_model
 from minazr.policy import GenRequest, Sampling
 from minazr.prompts import Renderer
-from minazr.tasks import make_task
+from minazr.tasks import tasks_from_config
 
 HF_SINGLE_PROMPTS = 4  # one-at-a-time generation is slow: time it on a few prompts
 
@@ -40,7 +40,7 @@ def bench_prompts(cfg: Config, tokenizer, n: int, executor) -> list[str]:
     """n self-play prompts (proposer and solver prompts of every task type) from the seeded buffers."""
     from minazr.selfplay import seed_buffers
 
-    tasks = {t: make_task(t, k_references=cfg.selfplay.k_references) for t in cfg.selfplay.tasks}
+    tasks = tasks_from_config(cfg.selfplay)
     buffers = Buffers.empty(tasks, cfg.buffer.cap)
     seed_buffers(buffers, tasks, executor)
     rng = random.Random(cfg.run.seed)
@@ -170,7 +170,7 @@ def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats) ->
                           "buckets": pub["buckets"]})
         sync = {k: statistics.median(s[k] for s in syncs[1:]) for k in syncs[1]}
 
-        tasks = {t: make_task(t, k_references=cfg.selfplay.k_references) for t in cfg.selfplay.tasks}
+        tasks = tasks_from_config(cfg.selfplay)
         buffers = Buffers.empty(tasks, cfg.buffer.cap)
         seed_buffers(buffers, tasks, executor)
         version = repeats + 1

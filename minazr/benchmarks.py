@@ -54,7 +54,7 @@ class Benchmark:
     max_tokens: int | None = None  # a cap below eval.max_tokens, for prompts whose answer is short
 
     def __init__(self):
-        self.solver = make_task(self.task)
+        self.solver = make_task(self.task, answer_format="answer")  # reasoning optional: the format rate tells
 
     def load(self, data_dir: str | Path | None = None, limit: int | None = None) -> list[Item]:
         """The first `limit` items (all when None) of DATA_DIR/filename; raises DataError on a bad file."""

@@ -1,6 +1,8 @@
 """Task buffers: one per task type, holding validated tasks that proposers see as references and solvers solve.
 
-- seeded with AZR's identity program (and a math seed), validated by the executor like any proposal;
+- seeded with AZR's identity program (and a math seed), validated by the executor like any proposal; seed entries
+  are retired (no longer shown as references, solved, or given to induction) once the buffer holds
+  `retire_seed_after` entries the model proposed;
 - grows with every valid proposal; a task already present (same normalized-AST hash) is not added twice;
 - capped by evicting the oldest entry (AZR's reference implementation drops the newest instead, which freezes the
   buffer once full);
@@ -17,11 +19,12 @@ from minazr.tasks import Entry
 
 
 class TaskBuffer:
-    def __init__(self, task: str, cap: int):
+    def __init__(self, task: str, cap: int, retire_seed_after: int = 0):
         if cap < 1:
             raise ValueError("buffer cap must be at least 1")
         self.task = task
         self.cap = cap
+        self.retire_seed_after = retire_seed_after  # 0: seeds are never retired
         self._entries: OrderedDict[str, Entry] = OrderedDict()
 
     def __len__(self) -> int:
@@ -48,9 +51,18 @@ class TaskBuffer:
         """Drop an entry found to be flawed after it was added (see selfplay: retracted tasks)."""
         return self._entries.pop(key, None) is not None
 
-    def sample(self, k: int, rng: random.Random) -> list[Entry]:
-        """k entries uniformly at random, without replacement (fewer when the buffer is smaller)."""
+    def eligible(self) -> list[Entry]:
+        """The entries to show and solve: all of them, less the seeds once enough proposed entries are in."""
         items = list(self._entries.values())
+        proposed = sum(not e.seed for e in items)
+        if self.retire_seed_after and proposed >= self.retire_seed_after:
+            return [e for e in items if not e.seed]
+        return items
+
+    def sample(self, k: int, rng: random.Random, exclude: frozenset[str] | set[str] = frozenset()) -> list[Entry]:
+        """k eligible entries uniformly at random, without replacement, none whose key is in `exclude` (fewer
+        when there are not enough)."""
+        items = [e for e in self.eligible() if e.key not in exclude]
         return rng.sample(items, min(k, len(items)))
 
     def save(self, path: str | Path) -> None:
@@ -59,7 +71,8 @@ class TaskBuffer:
         tmp = path.with_suffix(path.suffix + ".tmp")
         with tmp.open("w") as fh:
             for e in self._entries.values():
-                fh.write(json.dumps({"task": e.task, "key": e.key, "step": e.step, "data": e.data}) + "\n")
+                fh.write(json.dumps({"task": e.task, "key": e.key, "step": e.step, "seed": e.seed, "data": e.data})
+                         + "\n")
         tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
 
     def load(self, path: str | Path) -> None:
@@ -70,7 +83,8 @@ class TaskBuffer:
                     continue
                 try:
                     row = json.loads(line)
-                    entry = Entry(row["task"], row["data"], row["key"], int(row.get("step", 0)))
+                    entry = Entry(row["task"], row["data"], row["key"], int(row.get("step", 0)),
+                                  bool(row.get("seed", False)))
                 except (ValueError, KeyError, TypeError) as e:
                     raise ValueError(f"{path}:{n}: not a buffer entry ({e})") from None
                 self.add(entry)
@@ -80,8 +94,8 @@ class Buffers(dict):
     """task name -> TaskBuffer."""
 
     @classmethod
-    def empty(cls, tasks, cap: int) -> "Buffers":
-        return cls({t: TaskBuffer(t, cap) for t in tasks})
+    def empty(cls, tasks, cap: int, retire_seed_after: int = 0) -> "Buffers":
+        return cls({t: TaskBuffer(t, cap, retire_seed_after) for t in tasks})
 
     def sizes(self) -> dict[str, int]:
         return {name: len(b) for name, b in self.items()}

@@ -150,12 +150,23 @@ class SelfPlayConfig:
     n_solve: int = param(4, "Completions per solver prompt (the GRPO group size).", min=1)
     k_references: int = param(3, "Buffer entries shown to a deduction/abduction/math proposer as references "
                                  "(AZR's K).", min=0)
-    induction_inputs: int = param(6, "Inputs an induction proposer writes (AZR's N); half are shown to the solver.",
-                                  min=2)
-    induction_min_pairs: int = param(2, "Valid input/output pairs an induction proposal needs.", min=2)
+    induction_inputs: int = param(6, "Distinct inputs an induction proposal needs, every one valid (AZR's N); half "
+                                     "of the pairs are shown to the solver, half judge its program.", min=2)
     temperature: float = param(1.0, "Sampling temperature of every rollout.", min=0.0)
     top_p: float = param(1.0, "Nucleus sampling top-p of every rollout.", min=0.0, max=1.0)
-    max_tokens: int = param(256, "Longest completion, in tokens.", min=1)
+    max_tokens: int = param(256, "Longest proposer completion, in tokens.", min=1)
+    solve_max_tokens: int = param(0, "Longest solver completion (reasoning, then the answer), in tokens; 0: "
+                                     "max_tokens. The truncation rate per task is in the metrics "
+                                     "(solve/truncated/<task>): a cut-off answer scores as unparseable.", min=0)
+    answer_format: str = param("think", "What a solver answer must look like: 'think' (AZR's strict "
+                                        "<think>reasoning</think><answer>...</answer>, nothing around it) or 'answer' "
+                                        "(any <answer> tag, reasoning optional). A format error scores "
+                                        "rewards.solve_unparseable.", choices=("think", "answer"))
+    fresh_solves: bool = param(True, "Solver prompts come first from this step's newly validated tasks (AZR's "
+                                     "max_new), then from the buffers.")
+    train_on_mc: bool = param(True, "Train on the Monte-Carlo solves of new tasks as solver samples (they are "
+                                    "on-policy and already generated); solver prompts then come from older buffer "
+                                    "entries.")
     prompt_template: str = param("chat", "How prompts are wrapped: 'chat' (the tokenizer's chat template, for "
                                          "instruct models) or 'r1' (AZR's raw template, for base models).",
                                  choices=("chat", "r1"))
@@ -164,8 +175,11 @@ class SelfPlayConfig:
 @dataclass
 class BufferConfig:
     cap: int = param(4096, "Most entries per task buffer; the oldest is evicted past it.", min=1)
-    seed_size: int = param(4, "Entries each buffer holds, by seeding rounds of proposals, before training starts.",
-                           min=1)
+    seed_size: int = param(4, "Entries the model itself proposes into each buffer, by seeding rounds (propose and "
+                              "validate, no training), before training starts.", min=1)
+    retire_seed_after: int = param(4, "Once a buffer holds this many entries proposed by the model, its seed "
+                                      "entries (AZR's identity triplet) are no longer shown as references, solved, "
+                                      "or given to induction; 0: never.", min=0)
     seed_max_rounds: int = param(3, "Seeding rounds before training starts anyway.", min=0)
 
 
@@ -182,6 +196,8 @@ class RewardsConfig:
                                                 "(azr: 0, azr_code: -0.5).")
     propose_flat: float | None = param(None, "If set, every valid proposal gets this instead of learnability "
                                              "(seed: 10).")
+    propose_duplicate: float | None = param(None, "Proposer reward for a valid proposal that copies a known task "
+                                                  "(a reference or any buffer entry) (azr: -0.5, seed: -5).")
 
 
 @dataclass

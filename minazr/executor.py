@@ -77,6 +77,7 @@ class Run:
     inputs: str
     runs: int | None = None
     avoid: frozenset[int] = frozenset()
+    probe: bool = False  # a probe of the program (tasks/probes.py), not a gold answer: self-play does not confirm it
 
 
 @dataclass(frozen=True)

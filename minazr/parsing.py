@@ -42,6 +42,49 @@ def answer_text(text: str) -> str:
     return body
 
 
+THINK_OPEN_AT_START = re.compile(r"\s*+<think>", re.IGNORECASE)
+ANSWER_ONLY = re.compile(r"\s*+<answer>(.*?)</answer>\s*+\Z", re.IGNORECASE | re.DOTALL)
+
+
+def reasoned_answer(text: str, think_opened: bool = False) -> str:
+    """The answer of a completion in AZR's strict format `<think> reasoning </think> <answer> answer </answer>`,
+    nothing else around it. `think_opened`: the prompt already opened <think> (the r1 template), so the completion
+    starts with the reasoning. Raises ParseError naming what is missing: no reasoning, an unclosed tag (a
+    truncated completion), text outside the tags. One pass over the text, whatever it holds."""
+    close = THINK_CLOSE.search(text)
+    if close is None:
+        raise ParseError("no </think>: reasoning missing or cut off")
+    head, rest = text[:close.start()], text[close.end():]
+    opened = THINK_OPEN_AT_START.match(head)
+    if opened is None and not think_opened:
+        raise ParseError("no <think> before the reasoning")
+    reasoning = head[opened.end():] if opened else head
+    if not reasoning.strip():
+        raise ParseError("empty <think>")
+    m = ANSWER_ONLY.match(rest)
+    if m is None:
+        if not ANSWER_OPEN.search(rest):
+            raise ParseError("no <answer> after </think>")
+        if not ANSWER_CLOSE.search(rest):
+            raise ParseError("<answer> not closed")
+        raise ParseError("text outside <think>...</think><answer>...</answer>")
+    body = m.group(1)
+    if ANSWER_OPEN.search(body) or ANSWER_CLOSE.search(body) or THINK_OPEN_AT_START.search(reasoning):
+        raise ParseError("text outside <think>...</think><answer>...</answer>")
+    if not body.strip():
+        raise ParseError("empty <answer>")
+    return body.strip()
+
+
+def has_reasoning(text: str, think_opened: bool = False) -> bool:
+    """Does the completion reason inside <think> ... </think> before anything else (the think rate)?"""
+    close = THINK_CLOSE.search(text)
+    if close is None:
+        return False
+    opened = THINK_OPEN_AT_START.match(text, 0, close.start())
+    return (opened is not None or think_opened) and bool(text[opened.end() if opened else 0:close.start()].strip())
+
+
 def after_thinking(text: str) -> str:
     """Text after the last </think>, or the whole text: proposals are read from there."""
     closes = list(THINK_CLOSE.finditer(text))

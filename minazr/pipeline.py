@@ -54,7 +54,8 @@ class Pipeline:
         lags = [train_at - s.version for s in keep]
         weights = token_weights([len(s.completion_token_ids) for s in keep], self.weighting)
         batch = [{"prompt_ids": s.prompt_token_ids, "completion_ids": s.completion_token_ids,
-                  "logprobs": s.logprobs, "advantage": s.advantage, "token_weight": w}
+                  "logprobs": s.logprobs, "advantage": s.advantage, "token_weight": w,
+                  "temperature": s.temperature}
                  for s, w in zip(keep, weights)]
         metrics = {**metrics, "version_lag/mean": sum(lags) / len(lags) if lags else 0.0,
                    "version_lag/max": max(lags, default=0), "train/dropped_stale": len(samples) - len(keep),

@@ -72,6 +72,8 @@ class ScoredSample:
     completion_token_ids: list[int]
     logprobs: list[float]  # behaviour log-probs from the engine
     version: int  # policy version that generated it
+    temperature: float = 1.0  # sampling temperature: the learner applies it when it recomputes log-probs
+    finish_reason: str = "stop"  # "length": cut off at max_tokens
     reward: float = 0.0
     outcome: str = ""  # valid / invalid: reason / correct / wrong / unparseable: reason
     advantage: float = 0.0

@@ -1,9 +1,14 @@
-"""Every prompt minAZR shows the model, in one place, and the two ways of wrapping them.
+"""Every prompt minAZR shows the model in training, in one place, and the two ways of wrapping them.
 
 Instructions follow Absolute Zero's (Zhao et al., 2025, appendix) in shortened form: small models follow short,
 concrete formats better. Two templates:
 - "r1": the raw R1-style text AZR uses for base models; the completion starts inside <think>.
 - "chat": system + user messages rendered by the tokenizer's chat template (instruct models).
+Solver prompts ask for reasoning in <think> </think> before the <answer> (the strict format the solver reward
+checks) and show placeholders (OUTPUT, INPUT, NUMBER), never an example that could pass as an answer: small
+models copy examples. PLACEHOLDER_INPUTS lists the texts a proposer may copy from these templates as an input
+(today's and earlier versions'); a proposal that does is rejected. The evaluation's standard prompts are apart, in
+minazr/harness.py.
 """
 
 from dataclasses import dataclass
@@ -25,7 +30,8 @@ CODE_RULES = """### Code requirements
 - Do not use randomness, date/time, files, the network, printing or any external state.
 - Allowed imports: math, collections, itertools, functools, operator, string, re, heapq, bisect, copy, fractions,
   decimal, typing, dataclasses, json, textwrap. It must finish within a few seconds.
-- The input is the argument list of one call to `f`, as Python literals, e.g. `[3, 1, 2], 'abc'`."""
+- The input is the argument list of one call to `f`, as Python literals (numbers, strings, lists, ...).
+- The output must depend on the input, must not be None, and must not simply be the input itself."""
 
 PROPOSE_PROGRAM = """## Task: create a new Python program `f` and one input for it{purpose}
 
@@ -91,7 +97,10 @@ SOLVE_DEDUCTION = """## Task: predict the output of the program for the given in
 ```input
 {inputs}
 ```
-Give the exact return value of `f` as a Python literal inside <answer> </answer>, e.g. <answer>[1, 2]</answer>."""
+Think step by step: execute the program by hand inside <think> </think>. Then give the exact return value of `f` as
+a Python literal inside <answer> </answer>:
+<think> REASONING </think>
+<answer> OUTPUT </answer>"""
 
 SOLVE_ABDUCTION = """## Task: find an input for which the program returns the given output
 ```python
@@ -100,14 +109,19 @@ SOLVE_ABDUCTION = """## Task: find an input for which the program returns the gi
 ```output
 {output}
 ```
-Give the argument list of one call to `f` as Python literals inside <answer> </answer>, e.g. <answer>'abc', 3</answer>."""
+Think step by step inside <think> </think>: work backwards from the output. Then give the argument list of one
+call to `f`, as Python literals, inside <answer> </answer>:
+<think> REASONING </think>
+<answer> INPUT </answer>"""
 
 SOLVE_INDUCTION = """## Task: write the program `f` that maps these inputs to these outputs
 Message: {message}
 
 {pairs}
 
-Write a Python function named `f` that returns the output for each input, inside <answer> </answer>:
+Think step by step inside <think> </think> about what rule maps every input to its output. Then write a Python
+function named `f` that returns the output for each input, inside <answer> </answer>:
+<think> REASONING </think>
 <answer>
 ```python
 def f(...):
@@ -118,7 +132,15 @@ def f(...):
 SOLVE_MATH = """## Task: solve the math problem
 {problem}
 
-Give the final numeric answer inside <answer> </answer>, e.g. <answer>42</answer>."""
+Think step by step inside <think> </think>. Then give the final numeric answer inside <answer> </answer>:
+<think> REASONING </think>
+<answer> NUMBER </answer>"""
+
+
+# Inputs a proposer can copy from a template instead of writing one: the proposer templates' placeholders, and the
+# examples earlier versions of these prompts carried (the first 0.5B run copied them into 32 solver prompts).
+PLACEHOLDER_INPUTS = ("the argument list of one call to f, as Python literals", "arg1, arg2", "INPUT", "OUTPUT",
+                      "[3, 1, 2], 'abc'", "'abc', 3", "[1, 2]")
 
 
 def code_reference(entry_data: dict) -> str:

@@ -5,9 +5,13 @@
 Top to bottom, for every task type in the config:
   1. propose   one generate call: proposer prompts (K references from the buffer, or a program for induction).
   2. validate  parse each proposal and run it in the sandbox (twice, in separate processes); the executor, never
-               the model, supplies gold answers. Valid proposals enter their buffer (deduplicated).
-  3. solve     one generate call holding both the Monte-Carlo solves of every valid proposal (n_mc each, reward
-               only) and the solver prompts sampled from the buffers (n_solve each, trained on).
+               the model, supplies gold answers. Trivial tasks are invalid (tasks/code_tasks.py); a copy (its
+               novelty key equals a reference's or any buffer entry's) gets the duplicate penalty and no
+               learnability. Valid, new proposals enter their buffer.
+  3. solve     one generate call holding both the Monte-Carlo solves of every valid proposal (n_mc each; their
+               solve rate is the proposer's learnability, and with `train_on_mc` they are solver samples too) and
+               the solver prompts (n_solve each, trained on): this step's new tasks first (`fresh_solves`, when
+               their Monte-Carlo solves are not trained on already), then the buffers.
   4. judge     every answer is parsed and checked (in the sandbox when model code or literals are involved).
   5. rewards   solver: correct / wrong / unparseable; proposer: learnability 1 - solve rate, or invalid.
   6. advantages over all trainable samples, and per-token loss weights.
@@ -29,7 +33,7 @@ from minazr.advantages import ESTIMATORS, token_weights
 from minazr.buffer import Buffers
 from minazr.executor import ExecResult, Executor, Job, Run
 from minazr.literals import input_order_depends_on_seed
-from minazr.parsing import ParseError
+from minazr.parsing import ParseError, has_reasoning
 from minazr.policy import GenRequest, Generation, Policy, Sampling, ScoredSample
 from minazr.rewards import RewardScheme, proposer_reward, solver_reward
 from minazr.tasks import Entry, Invalid, Task
@@ -56,6 +60,7 @@ class _Proposal:
     solve_rate: float | None = None
     infra: bool = False  # the sandbox failed, not the model: not trained on
     unstable: bool = False  # some Monte-Carlo answer got no verdict: no learnability reward
+    duplicate: bool = False  # a valid task that is a copy: duplicate penalty, kept out of the buffer
 
 
 @dataclass
@@ -86,6 +91,7 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
                   scheme: RewardScheme, render, rng: random.Random, step: int, timeout_s: float = 5.0,
                   estimator: str = "trr++", weighting: str = "token", on_phase=None, confirm_runs: int = 2) -> StepResult:
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens, seed=rng.randrange(2**31))
+    solve_sampling = replace(sampling, max_tokens=cfg.solve_max_tokens or cfg.max_tokens)
     ids, timings = _Ids(), {}
     phase = on_phase or (lambda name: None)
 
@@ -96,13 +102,13 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
 
     phase("validate")
     t0 = time.perf_counter()
-    new_entries = validate(proposals, executor, timeout_s, step, confirm_runs)
+    new_entries = validate(proposals, executor, timeout_s, step, confirm_runs, buffers, tasks)
     added = {id(e) for e in new_entries if buffers[e.task].add(e)}
     timings["time/validate"] = time.perf_counter() - t0
 
     phase("solve")
     t0 = time.perf_counter()
-    mc, solves = solve(policy, buffers, tasks, proposals, cfg, render, rng, sampling, ids)
+    mc, solves = solve(policy, buffers, tasks, proposals, cfg, render, rng, solve_sampling, ids)
     timings["time/solve_generate"] = time.perf_counter() - t0
 
     phase("judge")
@@ -111,15 +117,17 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
     retracted = retract_flawed(proposals, mc + solves, buffers)
     timings["time/judge"] = time.perf_counter() - t0
 
-    _assign_rewards(proposals, [s for s in mc if not (s.infra or s.no_verdict)], solves, scheme)
+    scored_mc = [s for s in mc if not (s.infra or s.no_verdict)]
+    trained = (mc if cfg.train_on_mc else []) + solves  # solver samples trained on
+    _assign_rewards(proposals, scored_mc, trained, scheme)
     samples = [p.sample for p in proposals if not p.infra] \
-        + [s.sample for s in solves if not (s.infra or s.no_verdict)]
+        + [s.sample for s in trained if not (s.infra or s.no_verdict)]
     advantages = ESTIMATORS[estimator]([s.reward for s in samples], [s.prompt_id for s in samples],
                                        [(s.task, s.role) for s in samples])
     weights = token_weights([len(s.completion_token_ids) for s in samples], weighting)
     for s, a, w in zip(samples, advantages, weights):
         s.advantage, s.token_weight = a, w
-    metrics = step_metrics(proposals, solves, buffers, added) | timings
+    metrics = step_metrics(proposals, trained, buffers, added, mc + solves) | timings
     metrics["sandbox_failures"] = sum(x.infra for x in proposals + mc + solves)
     metrics["retracted_tasks"] = retracted
     metrics["gen/completion_tokens"] = sum(len(x.sample.completion_token_ids) for x in proposals + mc + solves)
@@ -139,7 +147,7 @@ def propose(policy, buffers, tasks, per_task, n, render, rng, sampling, ids) -> 
     for (task, ctx), prompt, gen in zip(contexts, prompts, gens):
         pid = ids()
         for c in gen.completions:
-            sample = _sample(task.name, "propose", pid, prompt, gen, c)
+            sample = _sample(task.name, "propose", pid, prompt, gen, c, sampling.temperature)
             p = _Proposal(task, ctx, sample)
             p.fields, p.reason = _per_sample("parse_proposal", task.parse_proposal, c.text, ctx)
             proposals.append(p)
@@ -147,8 +155,10 @@ def propose(policy, buffers, tasks, per_task, n, render, rng, sampling, ids) -> 
 
 
 def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, step: int,
-             confirm_runs: int = 2) -> list[Entry]:
-    """Run every parsed proposal in the sandbox in one batch; sets entry or reason on each; returns the entries."""
+             confirm_runs: int = 2, buffers: Buffers | None = None, tasks: dict[str, Task] | None = None) -> list[Entry]:
+    """Run every parsed proposal in the sandbox in one batch; sets entry or reason on each; returns the new entries
+    (copies of a buffer entry, of a reference in the prompt, or of an earlier proposal of this batch are marked
+    duplicate instead; `buffers` and `tasks` give the known tasks)."""
     todo = []
     for p in proposals:
         if p.fields is not None:
@@ -163,7 +173,35 @@ def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, s
             p.reason, p.infra = "sandbox failure", True
             continue
         p.entry, p.reason = _per_sample("make_entry", p.task.make_entry, p.fields, res, step)
+    mark_duplicates(proposals, known_tasks(buffers, tasks))
     return [p.entry for p in proposals if p.entry is not None]
+
+
+def known_tasks(buffers: Buffers | None, tasks: dict[str, Task] | None) -> set[str]:
+    """The novelty keys of every entry of every buffer (seeds and retired entries included)."""
+    known = set()
+    for name, buffer in (buffers or {}).items():
+        task = (tasks or {}).get(name)
+        for e in buffer.entries() if task is not None else ():
+            key, _ = _per_sample("novelty_key", task.novelty_key, e.data)
+            known.add(key)
+    return known
+
+
+def mark_duplicates(proposals: list[_Proposal], known: set[str]) -> None:
+    """A valid proposal whose novelty key is known, or equals one of the references its prompt showed, or an
+    earlier proposal's in this batch, is a duplicate: no entry, no learnability (AZR's duplicate penalty)."""
+    for p in proposals:
+        if p.entry is None:
+            continue
+        key, reason = _per_sample("novelty_key", p.task.novelty_key, p.entry.data)
+        refs = {_per_sample("novelty_key", p.task.novelty_key, r)[0] for r in p.context.get("references", ())}
+        if key is None:
+            p.entry, p.reason = None, reason
+        elif key in known or key in refs:
+            p.entry, p.reason, p.duplicate = None, "duplicate", True
+        else:
+            known.add(key)
 
 
 def confirm(todo: list[tuple], results: list[list[ExecResult]], executor: Executor, timeout_s: float,
@@ -172,7 +210,7 @@ def confirm(todo: list[tuple], results: list[list[ExecResult]], executor: Execut
     that depends on the seed with probability 1/2 passes two runs half the time, four runs one time in eight."""
     again = [(i, k, replace(job, runs=runs, avoid=frozenset(res.seeds)))
              for i, ((_, jobs), res_list) in enumerate(zip(todo, results))
-             for k, (job, res) in enumerate(zip(jobs, res_list)) if res.ok and isinstance(job, Run)]
+             for k, (job, res) in enumerate(zip(jobs, res_list)) if res.ok and isinstance(job, Run) and not job.probe]
     confirmed = executor.map([job for *_, job in again], timeout_s) if again else []
     results = [list(r) for r in results]
     if any(set(res.seeds) & set(results[i][k].seeds) for (i, k, _), res in zip(again, confirmed)) \
@@ -190,10 +228,17 @@ def confirm(todo: list[tuple], results: list[list[ExecResult]], executor: Execut
 
 
 def solve(policy, buffers, tasks, proposals, cfg, render, rng, sampling, ids) -> tuple[list[_Solve], list[_Solve]]:
-    """One generate call: Monte-Carlo solves of the valid proposals, and solver prompts sampled from the buffers."""
+    """One generate call: Monte-Carlo solves of the valid proposals, and the solver prompts: this step's new tasks
+    first (unless their Monte-Carlo solves are trained on already), then tasks sampled from the buffers."""
     mc_entries = [(p.task, p.entry) for p in proposals if p.entry is not None]
-    solve_entries = [(task, e) for task in tasks.values()
-                     for e in buffers[task.name].sample(cfg.solve_per_task, rng)]
+    new_keys = {e.key for _, e in mc_entries}
+    solve_entries = []
+    for task in tasks.values():
+        fresh = [e for t, e in mc_entries if t.name == task.name] if cfg.fresh_solves and not cfg.train_on_mc else []
+        fresh = rng.sample(fresh, min(len(fresh), cfg.solve_per_task))
+        exclude = new_keys if cfg.train_on_mc else {e.key for e in fresh}
+        older = buffers[task.name].sample(cfg.solve_per_task - len(fresh), rng, exclude)
+        solve_entries += [(task, e) for e in fresh + older]
     jobs = [(task, e, cfg.n_mc) for task, e in mc_entries] + [(task, e, cfg.n_solve) for task, e in solve_entries]
     prompts = [render(task.solve_prompt(e)) for task, e, _ in jobs]
     gens = _generate(policy, [GenRequest(p, n) for p, (_, _, n) in zip(prompts, jobs)], sampling)
@@ -201,7 +246,7 @@ def solve(policy, buffers, tasks, proposals, cfg, render, rng, sampling, ids) ->
     for i, ((task, entry, _), prompt, gen) in enumerate(zip(jobs, prompts, gens)):
         pid = ids()
         for c in gen.completions:
-            s = _Solve(task, entry, _sample(task.name, "solve", pid, prompt, gen, c))
+            s = _Solve(task, entry, _sample(task.name, "solve", pid, prompt, gen, c, sampling.temperature))
             s.answer, s.reason = _per_sample("parse_answer", task.parse_answer, c.text, entry)
             out[0 if i < len(mc_entries) else 1].append(s)
     return out[0], out[1]
@@ -260,6 +305,8 @@ def _assign_rewards(proposals, mc, solves, scheme: RewardScheme) -> None:
             p.solve_rate = sum(outcomes) / len(outcomes) if outcomes else 0.0
         p.sample.reward = proposer_reward(p.entry is not None, p.solve_rate, scheme)
         p.sample.outcome = "valid" if p.entry is not None else f"invalid: {p.reason}"
+        if p.duplicate:
+            p.sample.reward, p.sample.outcome = scheme.propose_duplicate, "duplicate"
         if p.unstable:
             p.sample.reward = scheme.propose_extreme
             p.sample.outcome = "valid: no learnability (a solver's input gave no verdict)"
@@ -273,21 +320,34 @@ def _assign_rewards(proposals, mc, solves, scheme: RewardScheme) -> None:
 # ---------------------------------------------------------------- metrics
 
 
-def step_metrics(proposals: list[_Proposal], solves: list[_Solve], buffers: Buffers, added: set) -> dict:
+def step_metrics(proposals: list[_Proposal], solves: list[_Solve], buffers: Buffers, added: set,
+                 completions: list[_Solve] | None = None) -> dict:
+    """Per task: proposal validity, copies, trivial tasks, rejection reasons, truncation; accuracy and rewards of
+    the trained solver samples (`solves`); think and truncation rates over every solver completion."""
     m: dict[str, float] = {}
+    completions = solves if completions is None else completions
     for name in {p.task.name for p in proposals} | {s.task.name for s in solves} | set(buffers):
         props = [p for p in proposals if p.task.name == name]
         valid = [p for p in props if p.entry is not None]
         if props:
+            copies = sum(p.duplicate for p in props)
             m[f"propose/valid_rate/{name}"] = len(valid) / len(props)
+            m[f"propose/copy_rate/{name}"] = copies / max(1, len(valid) + copies)
+            m[f"propose/trivial_rate/{name}"] = _mean(_trivial(p.reason) for p in props)
+            m[f"propose/truncated/{name}"] = _mean(p.sample.finish_reason == "length" for p in props)
             m[f"reward/propose/{name}"] = _mean(p.sample.reward for p in props)
             m[f"length/propose/{name}"] = _mean(len(p.sample.completion_token_ids) for p in props)
-            for reason, count in Counter(p.reason for p in props if p.entry is None).most_common(3):
+            for reason, count in Counter(p.reason for p in props if p.entry is None).items():
                 m[f"propose/reject/{name}/{reason}"] = count
+            m[f"propose/new_programs/{name}"] = sum(id(p.entry) in added for p in valid)
         if valid:
             m[f"propose/learnable/{name}"] = _mean(0 < p.solve_rate < 1 for p in valid)
             m[f"propose/solve_rate/{name}"] = _mean(p.solve_rate for p in valid)
-            m[f"propose/new/{name}"] = sum(id(p.entry) in added for p in valid)
+        every = [s for s in completions if s.task.name == name]
+        if every:
+            opened = every[0].task.settings.get("think_opened", False)
+            m[f"solve/think_rate/{name}"] = _mean(has_reasoning(s.sample.completion, opened) for s in every)
+            m[f"solve/truncated/{name}"] = _mean(s.sample.finish_reason == "length" for s in every)
         sols = [s for s in solves if s.task.name == name]
         if sols:
             m[f"solve/accuracy/{name}"] = _mean(s.correct for s in sols)
@@ -308,7 +368,7 @@ def seed_buffers(buffers: Buffers, tasks: dict[str, Task], executor: Executor, t
     for task in tasks.values():
         for fields_, _ctx in task.seed_proposals():
             (res,) = _run_jobs([task.validation_jobs(fields_)], executor, timeout_s)
-            buffers[task.name].add(task.make_entry(fields_, res, step=0))
+            buffers[task.name].add(task.make_entry(fields_, res, step=0, seed=True))
 
 
 def fill_buffers(policy, buffers, tasks, executor, cfg, render, rng, target: int, max_rounds: int,
@@ -317,12 +377,13 @@ def fill_buffers(policy, buffers, tasks, executor, cfg, render, rng, target: int
     `max_rounds` have run. Returns the number of rounds."""
     for rounds in range(max_rounds):
         sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens, seed=rng.randrange(2**31))
-        short = {n: t for n, t in tasks.items() if len(buffers[n]) < target}
+        short = {n: t for n, t in tasks.items() if sum(not e.seed for e in buffers[n].entries()) < target}
         if not short:
             return rounds
         proposals = propose(policy, buffers, short, max(cfg.propose_per_task, 1), cfg.n_propose, render, rng,
                             sampling, _Ids())
-        for e in validate(proposals, executor, timeout_s, step=0, confirm_runs=confirm_runs):
+        for e in validate(proposals, executor, timeout_s, step=0, confirm_runs=confirm_runs, buffers=buffers,
+                          tasks=tasks):
             buffers[e.task].add(e)
         if on_round:
             on_round(rounds, buffers.sizes())
@@ -371,10 +432,15 @@ def _per_sample(where: str, fn, *args):
         return None, f"unexpected {type(e).__name__}"
 
 
-def _sample(task: str, role: str, prompt_id: int, prompt: str, gen: Generation, c) -> ScoredSample:
+def _sample(task: str, role: str, prompt_id: int, prompt: str, gen: Generation, c, temperature: float) -> ScoredSample:
     return ScoredSample(task=task, role=role, prompt_id=prompt_id, prompt=prompt, completion=c.text,
                         prompt_token_ids=gen.prompt_token_ids, completion_token_ids=c.token_ids,
-                        logprobs=c.logprobs, version=gen.version)
+                        logprobs=c.logprobs, version=gen.version, temperature=temperature,
+                        finish_reason=c.finish_reason)
+
+
+def _trivial(reason: str | None) -> bool:
+    return bool(reason) and (reason.startswith("trivial") or "placeholder" in reason)
 
 
 def _mean(values) -> float:

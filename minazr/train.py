@@ -32,7 +32,7 @@ from minazr.pipeline import Pipeline
 from minazr.prompts import Renderer
 from minazr.rewards import RewardScheme
 from minazr.selfplay import fill_buffers, seed_buffers, selfplay_step
-from minazr.tasks import make_task
+from minazr.tasks import tasks_from_config
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,19 @@ class TrainError(RuntimeError):
     """A run that cannot start or continue; the message is one line for the user."""
 
 
+def check_sampling(cfg: Config) -> None:
+    """Sampling the learner can reproduce: it recomputes log-probs at the sampling temperature, and has no way to
+    reproduce nucleus sampling's truncated distribution, so the importance ratio would be wrong with top_p < 1."""
+    if cfg.selfplay.top_p < 1.0:
+        raise TrainError(f"selfplay.top_p={cfg.selfplay.top_p}: training needs top_p 1.0 (the learner cannot "
+                         "reproduce nucleus sampling's log-probs, so the importance ratio would be wrong)")
+    if cfg.selfplay.temperature <= 0.0:
+        raise TrainError("selfplay.temperature=0: training samples at a temperature > 0 (greedy decoding has no "
+                         "log-probs to learn from)")
+
+
 def run_training(cfg: Config, resume: str | None = None) -> Path:
+    check_sampling(cfg)
     run_dir = Path(resume or cfg.run.out_dir)
     ckpt = checkpoint.latest(run_dir) if resume else None
     if resume and ckpt is None:
@@ -69,14 +81,13 @@ def run_training(cfg: Config, resume: str | None = None) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     render = Renderer(cfg.selfplay.prompt_template, tokenizer)
-    tasks = {n: make_task(n, k_references=cfg.selfplay.k_references, induction_inputs=cfg.selfplay.induction_inputs,
-                          induction_min_pairs=cfg.selfplay.induction_min_pairs) for n in cfg.selfplay.tasks}
+    tasks = tasks_from_config(cfg.selfplay)
     sink = MetricsSink(run_dir, cfg.train.tensorboard, cfg.train.wandb, to_dict(cfg))
     cluster = executor = None
     try:
         cluster = _Cluster(cfg, model_path, optimizer_state, version, run_dir)
         executor = executor_from_config(cfg.executor)
-        buffers = Buffers.empty(tasks, cfg.buffer.cap)
+        buffers = Buffers.empty(tasks, cfg.buffer.cap, cfg.buffer.retire_seed_after)
         if ckpt:
             buffers.load(ckpt / "buffers")
         else:
@@ -188,7 +199,8 @@ def _sample_table(run_dir: Path, step: int, samples, write) -> None:
         for s in samples:
             fh.write(json.dumps({"step": step, "task": s.task, "role": s.role, "reward": s.reward,
                                  "advantage": s.advantage, "outcome": s.outcome, "version": s.version,
-                                 "prompt": s.prompt, "completion": s.completion}) + "\n")
+                                 "finish_reason": s.finish_reason, "prompt": s.prompt,
+                                 "completion": s.completion}) + "\n")
     rows = [f"  {'role':7} {'task':9} {'reward':>6}  {'outcome':32} completion"]
     seen = set()
     for s in samples:  # one row per task x role x outcome kind keeps the table short

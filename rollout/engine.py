@@ -43,7 +43,10 @@ class RolloutEngine:
 
         kwargs = dict(model=str(model_path), dtype=cfg.dtype, enforce_eager=cfg.enforce_eager,
                       max_model_len=cfg.max_model_len, max_num_seqs=cfg.max_num_seqs, seed=seed + worker_index,
-                      worker_extension_cls=EXTENSION, enable_chunked_prefill=cfg.chunked_prefill or on_gpu)
+                      worker_extension_cls=EXTENSION, enable_chunked_prefill=cfg.chunked_prefill or on_gpu,
+                      # behaviour log-probs of the distribution actually sampled from (after temperature), which
+                      # the learner reproduces for the importance ratio; vLLM's default is before temperature
+                      logprobs_mode="processed_logprobs")
         if on_gpu:
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
         else:

@@ -41,6 +41,13 @@ def test_train_with_an_unknown_model_is_one_line(tmp_path):
     assert res.stderr.strip().startswith("minazr: model error: unknown model 'no-such-model'")
 
 
+def test_training_refuses_sampling_the_learner_cannot_reproduce(tmp_path):
+    res = minazr("train", f"run.out_dir={tmp_path / 'run'}", "selfplay.top_p=0.9")
+    assert res.returncode == 2 and res.stderr.strip().startswith("minazr: selfplay.top_p=0.9: training needs top_p 1.0")
+    res = minazr("train", f"run.out_dir={tmp_path / 'run'}", "selfplay.temperature=0")
+    assert res.returncode == 2 and "temperature > 0" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_resume_without_a_checkpoint_is_one_line(tmp_path):
     (tmp_path / "config.yaml").write_text("run:\n  seed: 1\n")
     res = minazr("train", "--resume", str(tmp_path))

@@ -344,7 +344,7 @@ def _abduction_step(executor, program, program_input, answer):
     def script(prompt, n):
         if "create a new Python program" in prompt:
             return [f"```python\n{program}\n```\n```input\n{program_input}\n```"] * n
-        return [f"<answer>{answer}</answer>"] * n
+        return [f"<think>work back</think><answer>{answer}</answer>"] * n
 
     res = selfplay_step(ScriptedPolicy(script), buffers, {"abduction": make_task("abduction")}, executor, cfg,
                         RewardScheme.from_config(RewardsConfig()), Renderer("r1"), random.Random(0), step=1)
@@ -360,7 +360,7 @@ def test_a_program_that_disagrees_with_itself_on_a_solvers_input_is_retracted(ex
 
 def test_a_solvers_input_that_iterates_in_seed_order_is_its_own_fault(executor):
     # a deterministic program; the solver answers with a set of strings, whose order differs between the runs
-    program = "def f(xs):\n    out = []\n    for x in xs:\n        out.append(x)\n    return out"
+    program = "def f(xs):\n    out = []\n    for x in xs:\n        out.append(x * 2)\n    return out"
     answer = repr(set("abcdefghijklmnop"))
     proposal, buffers, metrics = _abduction_step(executor, program, "['a', 'b']", answer)
     assert len(buffers["abduction"]) == 1 and metrics["retracted_tasks"] == 0  # not the program's fault
@@ -375,18 +375,18 @@ class Unstable:
 
     def map(self, jobs, timeout_s):
         return [ExecResult(False, error="non-deterministic", nondeterministic=True, timed_out=True)
-                if isinstance(job, Check) else ExecResult(True, "'ok'", seeds=(1, 2)) for job in jobs]
+                if isinstance(job, Check) else ExecResult(True, repr(job.inputs), seeds=(1, 2)) for job in jobs]
 
 
 def test_a_timeout_in_one_run_is_no_excuse_for_the_program():
     cfg = SelfPlayConfig(tasks=["abduction"], propose_per_task=1, n_propose=1, n_mc=2, solve_per_task=0)
     buffers = Buffers.empty(["abduction"], cap=10)
-    program = "def f(x):\n    return 'ok'"
+    program = "def f(x):\n    return str(x)"
 
     def script(prompt, n):
         if "create a new Python program" in prompt:
             return [f"```python\n{program}\n```\n```input\n12345\n```"] * n
-        return ["<answer>7</answer>"] * n
+        return ["<think>any</think><answer>7</answer>"] * n
 
     res = selfplay_step(ScriptedPolicy(script), buffers, {"abduction": make_task("abduction")}, Unstable(), cfg,
                         RewardScheme.from_config(RewardsConfig()), Renderer("r1"), random.Random(0), step=1)

@@ -36,12 +36,12 @@ def learner(path, optimizer_state=None, **overrides) -> LearnerCore:
     return LearnerCore(path, cfg, publish_dtype="float32", optimizer_state=optimizer_state)
 
 
-def logprobs(model, prompt, completion) -> torch.Tensor:
+def logprobs(model, prompt, completion, temperature=1.0) -> torch.Tensor:
     """log p(completion | prompt) per token, from a plain full forward (not the learner's code path)."""
     ids = torch.tensor([prompt + completion])
     with torch.no_grad():
         logits = model(input_ids=ids).logits[0].float()  # (T, V)
-    logp = torch.log_softmax(logits[:-1], dim=-1)  # position t predicts token t + 1
+    logp = torch.log_softmax(logits[:-1] / temperature, dim=-1)  # position t predicts token t + 1
     targets = ids[0, 1:]
     return logp[torch.arange(len(targets)), targets][len(prompt) - 1:]  # (len(completion),)
 
@@ -101,6 +101,26 @@ def test_the_loss_without_kl_weighs_each_sample_by_its_token_weight(tiny_model):
         b = batch(core, heavy)
         want, _ = expected_loss(core, heavy, b, eps=0.1, kl_coef=0.0)
         assert core.train_step(b)["learner/loss"] == pytest.approx(want, rel=1e-4, abs=1e-6)
+    finally:
+        core.close()
+
+
+def test_the_ratio_uses_the_sampling_temperature(tiny_model):
+    """The engine reports log-probs of softmax(logits / T) (vLLM's processed_logprobs): behaviour log-probs taken at
+    T = 0.5 give a ratio of exactly 1 on the first step, and a learner that ignored T would see another ratio."""
+    core = learner(tiny_model, clip_eps=0.2)
+    try:
+        b = []
+        for prompt, completion, adv, weight, _ in SAMPLES:
+            lp = logprobs(core.model, prompt, completion, temperature=0.5)
+            b.append({"prompt_ids": prompt, "completion_ids": completion, "advantage": adv, "token_weight": weight,
+                      "logprobs": [float(x) for x in lp], "temperature": 0.5})
+        m = core.train_step(b)
+        assert m["learner/ratio_mean"] == pytest.approx(1.0, abs=1e-5) and m["learner/clip_frac"] == 0
+        untempered = [float(x) for x in logprobs(core.model, *SAMPLES[0][:2])]
+        assert max(abs(x - y) for x, y in zip(untempered, b[0]["logprobs"])) > 0.01  # T matters in this test
+        with pytest.raises(ValueError, match="one sampling temperature"):
+            core.train_step([b[0], {**b[1], "temperature": 1.0}])
     finally:
         core.close()
 

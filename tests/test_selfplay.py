@@ -2,6 +2,7 @@
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 from conftest import ScriptedPolicy
@@ -11,7 +12,7 @@ from minazr.config import AdvantagesConfig, RewardsConfig, SelfPlayConfig
 from minazr.prompts import Renderer
 from minazr.rewards import RewardScheme
 from minazr.selfplay import fill_buffers, seed_buffers, selfplay_step
-from minazr.tasks import make_task
+from minazr.tasks import Entry, make_task, tasks_from_config
 
 AZR = RewardScheme.from_config(RewardsConfig())
 RENDER = Renderer("r1")
@@ -21,10 +22,13 @@ def fence(lang, body):
     return f"```{lang}\n{body}\n```"
 
 
+LEGACY = dict(answer_format="answer", train_on_mc=False, fresh_solves=False)  # the mechanics tests below predate
+#   these options; the tests of skill (test_skill.py) run with the defaults
+
+
 def setup(task_names, **overrides):
-    cfg = SelfPlayConfig(tasks=list(task_names), **overrides)
-    tasks = {n: make_task(n, k_references=cfg.k_references, induction_inputs=cfg.induction_inputs,
-                          induction_min_pairs=cfg.induction_min_pairs) for n in task_names}
+    cfg = SelfPlayConfig(tasks=list(task_names), **{**LEGACY, **overrides})
+    tasks = tasks_from_config(replace(cfg, tasks=list(task_names)))
     return cfg, tasks, Buffers.empty(task_names, cap=100)
 
 
@@ -76,7 +80,7 @@ def test_deduction_step_exact_rewards_and_advantages(executor):
     assert new.data == {"program": "def f(x):\n    return x * 3", "inputs": "4", "output": "12"}
     m = res.metrics
     assert m["propose/valid_rate/deduction"] == pytest.approx(1 / 3)
-    assert m["propose/learnable/deduction"] == 1.0 and m["propose/new/deduction"] == 1
+    assert m["propose/learnable/deduction"] == 1.0 and m["propose/new_programs/deduction"] == 1
     assert m["propose/reject/deduction/import of module"] == 1
     assert m["propose/reject/deduction/no python code block"] == 1
     assert m["solve/accuracy/deduction"] == 0.5 and m["buffer/deduction"] == 2
@@ -104,24 +108,28 @@ def test_abduction_answers_any_input_that_maps_to_the_output(executor):
 
 def test_induction_solver_must_pass_hidden_pairs(executor):
     cfg, tasks, buffers = setup(["induction"], propose_per_task=1, n_mc=3, solve_per_task=0)
-    seed_buffers(buffers, tasks, executor)
-    proposal = "".join(fence("input", x) for x in ("1", "'ab'", "[2, 3]", "'ab'", "nonsense(", "-4")) \
-        + fence("message", "Returns its input.")
+    buffers = Buffers.empty(["deduction", "induction"], cap=100)  # induction draws its program from deduction
+    buffers["deduction"].add(Entry("deduction", {"program": "def f(x):\n    return x * 2", "inputs": "1",
+                                                 "output": "2"}, "k", step=0))
+    blocks = ("1", "'ab'", "[2, 3]", "'ab'", "nonsense(", "-4", "0", "[]")  # 6 distinct valid inputs
+    proposal = "".join(fence("input", x) for x in blocks) + fence("message", "Doubles its input.")
 
     def script(prompt, n):
         if "write 6 inputs" in prompt:
+            assert "return x * 2" in prompt
             return [proposal]
-        assert "Input: f(1)\nOutput: 1" in prompt and "Returns its input." in prompt
-        return ["<answer>" + fence("python", "def f(x):\n    return x") + "</answer>",
-                fence("python", "def f(x):\n    return x if x != -4 else 0"),  # fails a hidden pair
-                "<answer>" + fence("python", "import os\ndef f(x):\n    return x") + "</answer>"]
+        assert "Input: f(1)\nOutput: 2" in prompt and "Doubles its input." in prompt
+        return ["<answer>" + fence("python", "def f(x):\n    return x * 2") + "</answer>",
+                fence("python", "def f(x):\n    return x * 2 if x != -4 else 0"),  # fails a hidden pair
+                "<answer>" + fence("python", "import os\ndef f(x):\n    return x * 2") + "</answer>"]
 
     res = step(ScriptedPolicy(script), buffers, tasks, executor, cfg)
     (prop,) = res.samples
     assert prop.outcome == "valid" and prop.extra["solve_rate"] == pytest.approx(1 / 3)
     entry = [e for e in buffers["induction"].entries() if e.step == 1][0]
-    assert entry.data["visible"] == [["1", "1"], ["'ab'", "'ab'"]]  # duplicates and unparseable inputs dropped
-    assert entry.data["hidden"] == [["[2, 3]", "[2, 3]"], ["-4", "-4"]]
+    # duplicates and unparseable inputs dropped
+    assert entry.data["visible"] == [["1", "2"], ["'ab'", "'abab'"], ["[2, 3]", "[2, 3, 2, 3]"]]
+    assert entry.data["hidden"] == [["-4", "-8"], ["0", "0"], ["[]", "[]"]]
 
 
 def test_math_gold_comes_from_the_program_not_the_proposer(executor):
@@ -152,9 +160,10 @@ def test_all_invalid_batch_is_a_normal_step(executor):
     props = [s for s in res.samples if s.role == "propose"]
     sols = [s for s in res.samples if s.role == "solve"]
     assert len(props) == 8 and all(s.reward == -1.0 and s.advantage == 0.0 for s in props)
-    assert len(sols) == 8 and all(s.reward == -1.0 and s.outcome.startswith("unparseable") for s in sols)
+    # one solver prompt for each task but induction, whose buffer starts empty (no trivial identity seed)
+    assert len(sols) == 6 and all(s.reward == -1.0 and s.outcome.startswith("unparseable") for s in sols)
     assert all(res.metrics[f"propose/valid_rate/{t}"] == 0.0 for t in tasks)
-    assert all(res.metrics[f"solve/accuracy/{t}"] == 0.0 for t in tasks)
+    assert all(res.metrics[f"solve/accuracy/{t}"] == 0.0 for t in tasks if t != "induction")
     assert not any(math.isnan(v) for v in res.metrics.values())
 
 
@@ -182,7 +191,8 @@ def test_fill_buffers_seeds_to_target(executor):
     policy = ScriptedPolicy(lambda p, n: [fence("python", f"def f(x):\n    return x + {next(counter)}")
                                           + fence("input", "1")])
     rounds = fill_buffers(policy, buffers, tasks, executor, cfg, RENDER, random.Random(0), target=5, max_rounds=10)
-    assert len(buffers["deduction"]) == 5 and rounds == 2
+    # the target counts the model's own entries (the seed is one more); `x + 0` returns its input: trivial
+    assert len(buffers["deduction"]) == 6 and rounds == 3
 
 
 def test_sandbox_failures_are_dropped_not_penalised(executor):

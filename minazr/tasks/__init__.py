@@ -16,6 +16,13 @@ def make_task(name: str, **settings) -> Task:
     return TASKS[name](name=name, settings=settings)
 
 
+def tasks_from_config(cfg) -> dict[str, Task]:
+    """The tasks a SelfPlayConfig plays, with its settings."""
+    return {n: make_task(n, k_references=cfg.k_references, induction_inputs=cfg.induction_inputs,
+                         answer_format=cfg.answer_format, think_opened=cfg.prompt_template == "r1")
+            for n in cfg.tasks}
+
+
 from minazr.tasks import code_tasks, math_task  # noqa: E402,F401  (registers the built-in tasks)
 
-__all__ = ["TASKS", "Entry", "Invalid", "Task", "make_task", "register"]
+__all__ = ["TASKS", "Entry", "Invalid", "Task", "make_task", "register", "tasks_from_config"]

@@ -6,11 +6,12 @@ Executor work is returned as lists of jobs, so the step can send a whole phase t
 """
 
 import ast
+import functools
 import hashlib
 import random
 from dataclasses import dataclass, field
 
-from minazr import literals
+from minazr import literals, parsing
 from minazr.executor import ExecResult, Job
 
 
@@ -22,6 +23,7 @@ class Entry:
     data: dict
     key: str
     step: int = 0
+    seed: bool = False  # put there by seeding, not proposed by the model: retired once the buffer has enough
 
 
 class Invalid(ValueError):
@@ -53,13 +55,25 @@ class Task:
     def validation_jobs(self, proposal: dict) -> list[Job]:
         raise NotImplementedError
 
-    def make_entry(self, proposal: dict, results: list[ExecResult], step: int) -> Entry:
-        """A buffer entry whose gold answers come from the executor; raises Invalid with a reason."""
+    def make_entry(self, proposal: dict, results: list[ExecResult], step: int, seed: bool = False) -> Entry:
+        """A buffer entry whose gold answers come from the executor; raises Invalid with a reason. `seed`: a
+        seeding entry (AZR's identity triplet), exempt from the checks for trivial tasks."""
+        raise NotImplementedError
+
+    def novelty_key(self, data: dict) -> str:
+        """What makes a task new: a proposal whose key equals a buffer entry's (or a reference's) is a copy."""
         raise NotImplementedError
 
     # ---- solver
     def solve_prompt(self, entry: Entry) -> str:
         raise NotImplementedError
+
+    def answer_body(self, text: str) -> str:
+        """The text inside <answer>: with `answer_format: think` (default) only in AZR's strict
+        <think>...</think><answer>...</answer> form, else from any <answer> tag. Raises ParseError."""
+        if self.settings.get("answer_format", "think") == "think":
+            return parsing.reasoned_answer(text, self.settings.get("think_opened", False))
+        return parsing.answer_text(text)
 
     def parse_answer(self, text: str, entry: Entry):
         """The answer in the model's text; raises ParseError with a reason."""
@@ -78,9 +92,11 @@ class Task:
         raise NotImplementedError
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def normalized_program(code: str) -> str:
     """A canonical form of a program: AST without docstrings, with bound names renamed in order of appearance.
-    Raises Invalid for a program that cannot be normalised (parsing.program already printed it, so this is rare)."""
+    Raises Invalid for a program that cannot be normalised (parsing.program already printed it, so this is rare).
+    Cached: the novelty check normalises every buffer entry's program each step."""
     try:
         return _normalized_program(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as e:

@@ -4,8 +4,13 @@
   it equals the gold output by value (both are literals, compared by the executor without running anything).
 - abduction: propose (program, input); the executor computes the output; solve: give any input x, correct when
   f(x) == gold output by value (f runs in the sandbox, twice; the comparison happens outside it).
-- induction: given a program from the code buffers, propose N inputs and a message; the executor computes the
-  outputs; solve: from the message and the visible half of the pairs write a program that passes the hidden half.
+- induction: given a program from the deduction and abduction buffers, propose N inputs and a message; the executor
+  computes the outputs; solve: from the message and the visible half of the pairs write a program that passes the
+  hidden half.
+
+A proposal is rejected as trivial (its reason starts with "trivial:") when its output is None, is the input
+itself, or does not depend on the input (the same output on the probe inputs of tasks/probes.py; for induction,
+the same output for every input); and when its input is a template's placeholder text.
 """
 
 import math
@@ -14,11 +19,43 @@ import random
 from minazr import parsing, prompts
 from minazr.executor import Check, Equal, ExecResult, Job, Run
 from minazr.parsing import ParseError
-from minazr.tasks import register
+from minazr.tasks import probes, register
 from minazr.tasks.base import Entry, Invalid, Task, digest, normalized_literals, normalized_program, short_reason
 
 IDENTITY = "def f(a):\n    return a"
-CODE_TASKS = ("deduction", "abduction", "induction")
+PROGRAM_TASKS = ("deduction", "abduction")  # whose programs induction writes inputs for
+
+
+def _placeholders() -> set[str]:
+    out = set()
+    for text in prompts.PLACEHOLDER_INPUTS:
+        try:
+            out.add(normalized_literals(text))
+        except (Invalid, SyntaxError, ValueError):
+            out.add(text)
+    return out
+
+
+PLACEHOLDERS = _placeholders()
+
+
+def is_placeholder(args: str) -> bool:
+    """Is this input (a checked argument list, or raw block text) one of the templates' placeholders?"""
+    if args.strip() in prompts.PLACEHOLDER_INPUTS:
+        return True
+    try:
+        return normalized_literals(args) in PLACEHOLDERS
+    except (Invalid, SyntaxError, ValueError):
+        return False
+
+
+def trivial_output(inputs: str, output: str) -> str | None:
+    """Why an output makes a task trivial, or None."""
+    if output == "None":
+        return "trivial: returns None"
+    if probes.returns_input(inputs, output):
+        return "trivial: returns its input"
+    return None
 
 
 class _ProgramInputTask(Task):
@@ -41,21 +78,36 @@ class _ProgramInputTask(Task):
             args = parsing.call_arguments(text)
             if args is None:
                 raise ParseError("no input block")
-            return {"program": program, "inputs": args}
-        args = parsing.arguments(inputs[-1])
+        else:
+            if inputs[-1].strip() in prompts.PLACEHOLDER_INPUTS:
+                raise ParseError("input is the template's placeholder")
+            args = parsing.arguments(inputs[-1])
         if not args.strip():
             raise ParseError("empty input (f must take at least one argument)")
+        if is_placeholder(args):
+            raise ParseError("input is the template's placeholder")
         return {"program": program, "inputs": args}
 
     def validation_jobs(self, proposal: dict) -> list[Job]:
-        return [Run(proposal["program"], proposal["inputs"])]
+        """The proposed run (its output becomes the gold answer), then probe runs on inputs of the same shapes."""
+        return [Run(proposal["program"], proposal["inputs"])] + \
+            [Run(proposal["program"], v, probe=True) for v in probes.variants(proposal["inputs"])]
 
-    def make_entry(self, proposal: dict, results: list[ExecResult], step: int) -> Entry:
-        (res,) = results
+    def make_entry(self, proposal: dict, results: list[ExecResult], step: int, seed: bool = False) -> Entry:
+        res, *probed = results
         if not res.ok:
             raise Invalid(short_reason(res.error))
+        reason = None if seed else trivial_output(proposal["inputs"], res.output)  # AZR's seed is the identity
+        if reason:
+            raise Invalid(reason)
+        answered = [r.output for r in probed if r.ok]
+        if not seed and answered and all(out == res.output for out in answered):
+            raise Invalid("trivial: output does not depend on the input")
         key = digest(normalized_program(proposal["program"]), normalized_literals(proposal["inputs"]))
-        return Entry(self.name, {**proposal, "output": res.output}, key, step)
+        return Entry(self.name, {**proposal, "output": res.output}, key, step, seed)
+
+    def novelty_key(self, data: dict) -> str:
+        return "program:" + normalized_program(data["program"])
 
     def seed_proposals(self) -> list[tuple[dict, dict]]:
         return [({"program": IDENTITY, "inputs": "'Hello World'"}, {})]  # AZR's seed triplet
@@ -69,7 +121,7 @@ class Deduction(_ProgramInputTask):
         return prompts.SOLVE_DEDUCTION.format(program=entry.data["program"], inputs=entry.data["inputs"])
 
     def parse_answer(self, text: str, entry: Entry) -> str:
-        return parsing.literal(parsing.answer_text(text))
+        return parsing.literal(self.answer_body(text))
 
     def check_jobs(self, entry: Entry, answer: str) -> list[Job]:
         return [Equal(answer, entry.data["output"])]
@@ -87,7 +139,7 @@ class Abduction(_ProgramInputTask):
         return prompts.SOLVE_ABDUCTION.format(program=entry.data["program"], output=entry.data["output"])
 
     def parse_answer(self, text: str, entry: Entry) -> str:
-        return parsing.arguments(parsing.answer_text(text))
+        return parsing.arguments(self.answer_body(text))
 
     def check_jobs(self, entry: Entry, answer: str) -> list[Job]:
         return [Check(entry.data["program"], answer, entry.data["output"])]
@@ -101,9 +153,10 @@ class Induction(Task):
     name = "induction"
 
     def propose_context(self, buffers, rng: random.Random) -> dict:
-        pool = [b for name, b in buffers.items() if name in CODE_TASKS and len(b)]
-        entry = rng.choice(pool).sample(1, rng)[0] if pool else None
-        return {"program": entry.data["program"] if entry else IDENTITY}
+        """A program drawn uniformly from the deduction and abduction entries (seeds retired as in the buffers);
+        never from the induction buffer, whose programs are themselves drawn from there."""
+        pool = [e for name, b in buffers.items() if name in PROGRAM_TASKS for e in b.eligible()]
+        return {"program": rng.choice(pool).data["program"] if pool else IDENTITY}
 
     def propose_prompt(self, context: dict) -> str:
         return prompts.PROPOSE_INDUCTION.format(n=self.settings.get("induction_inputs", 6), program=context["program"])
@@ -117,39 +170,52 @@ class Induction(Task):
                 value = normalized_literals(args)  # [1,2] and [1, 2] are one input, not a visible and a hidden
             except (ParseError, Invalid):
                 continue
+            if is_placeholder(args):
+                continue
             if value not in seen:
                 seen.add(value)
                 inputs.append(args)
+        need = self.settings.get("induction_inputs", 6)
         if not inputs:
             raise ParseError("no valid input block")
+        if len(inputs) < need:
+            raise ParseError(f"fewer than {need} distinct valid inputs")
         messages = parsing.blocks(text, "message")
         if not messages or not messages[-1].strip():
             raise ParseError("no message block")
-        limit = self.settings.get("induction_inputs", 6)
-        return {"program": context["program"], "inputs": inputs[:limit], "message": messages[-1].strip()}
+        return {"program": context["program"], "inputs": inputs[:need], "message": messages[-1].strip()}
 
     def validation_jobs(self, proposal: dict) -> list[Job]:
         return [Run(proposal["program"], args) for args in proposal["inputs"]]
 
-    def make_entry(self, proposal: dict, results: list[ExecResult], step: int) -> Entry:
+    def make_entry(self, proposal: dict, results: list[ExecResult], step: int, seed: bool = False) -> Entry:
         if any(r.nondeterministic for r in results):  # the program itself is flawed: no pair of it can be trusted
             raise Invalid("non-deterministic on one of the inputs")
-        pairs = [[args, r.output] for args, r in zip(proposal["inputs"], results) if r.ok]  # lists: JSON-stable
-        need = self.settings.get("induction_min_pairs", 2)
-        if len(pairs) < need:
-            failed = next((r.error for r in results if not r.ok), None)
-            raise Invalid(f"fewer than {need} valid inputs" + (f" ({short_reason(failed)})" if failed else ""))
+        failed = next((r.error for r in results if not r.ok), None)
+        if failed is not None:  # AZR: every input must be valid
+            raise Invalid(f"an input failed ({short_reason(failed)})")
+        pairs = [[args, r.output] for args, r in zip(proposal["inputs"], results)]  # lists: JSON-stable
+        if len({out for _, out in pairs}) == 1:
+            raise Invalid("trivial: the same output for every input")
+        if all(probes.returns_input(args, out) for args, out in pairs):
+            raise Invalid("trivial: returns its input")
         visible = math.ceil(len(pairs) / 2)
         data = {"program": proposal["program"], "message": proposal["message"],
                 "visible": pairs[:visible], "hidden": pairs[visible:]}
         key = digest(normalized_program(proposal["program"]), *sorted(normalized_literals(a) for a, _ in pairs))
-        return Entry(self.name, data, key, step)
+        return Entry(self.name, data, key, step, seed)
+
+    def novelty_key(self, data: dict) -> str:  # the program is given: new means a new set of inputs for it
+        return "induction:" + digest(normalized_program(data["program"]),
+                                     *sorted(normalized_literals(a) for a, _ in data["visible"] + data["hidden"]))
 
     def solve_prompt(self, entry: Entry) -> str:
         return prompts.SOLVE_INDUCTION.format(message=entry.data["message"],
                                               pairs=prompts.io_pairs(entry.data["visible"]))
 
     def parse_answer(self, text: str, entry: Entry) -> str:
+        if self.settings.get("answer_format", "think") == "think":
+            return parsing.program(self.answer_body(text))
         try:
             body = parsing.answer_text(text)
         except ParseError:
@@ -163,6 +229,4 @@ class Induction(Task):
         return bool(results) and all(r.match is True for r in results)
 
     def seed_proposals(self) -> list[tuple[dict, dict]]:
-        inputs = ["'Hello World'", "[1, 2, 3]", "{'a': 1}", "42"]
-        return [({"program": IDENTITY, "inputs": inputs, "message": "The function returns its argument unchanged."},
-                 {})]
+        return []  # an identity induction task is trivial: the buffer is seeded by the model's own proposals

@@ -53,7 +53,7 @@ class MathTask(Task):
     def validation_jobs(self, proposal: dict) -> list[Job]:
         return [Run(proposal["program"], "")]
 
-    def make_entry(self, proposal: dict, results: list[ExecResult], step: int) -> Entry:
+    def make_entry(self, proposal: dict, results: list[ExecResult], step: int, seed: bool = False) -> Entry:
         (res,) = results
         if not res.ok:
             raise Invalid(short_reason(res.error))
@@ -61,13 +61,16 @@ class MathTask(Task):
         if value is None or abs(value) > MAX_ANSWER:  # int vs int: no float conversion that could overflow
             raise Invalid("answer is not a number" if value is None else "answer too large")
         key = digest(re.sub(r"\s+", " ", proposal["problem"].lower()).strip())
-        return Entry(self.name, {**proposal, "answer": res.output}, key, step)
+        return Entry(self.name, {**proposal, "answer": res.output}, key, step, seed)
+
+    def novelty_key(self, data: dict) -> str:
+        return "problem:" + re.sub(r"\s+", " ", data["problem"].lower()).strip()
 
     def solve_prompt(self, entry: Entry) -> str:
         return prompts.SOLVE_MATH.format(problem=entry.data["problem"])
 
     def parse_answer(self, text: str, entry: Entry) -> float:
-        return parsing.number(parsing.answer_text(text))
+        return parsing.number(self.answer_body(text))
 
     def check_jobs(self, entry: Entry, answer: float) -> list[Job]:
         return []  # a number against a number: no model code to run
