@@ -69,20 +69,28 @@ def reasoned_answer(text: str, think_opened: bool = False) -> str:
             raise ParseError("<answer> not closed")
         raise ParseError("text outside <think>...</think><answer>...</answer>")
     body = m.group(1)
-    if ANSWER_OPEN.search(body) or ANSWER_CLOSE.search(body) or THINK_OPEN_AT_START.search(reasoning):
+    if ANSWER_OPEN.search(body) or ANSWER_CLOSE.search(body) or "<think>" in reasoning.lower():
         raise ParseError("text outside <think>...</think><answer>...</answer>")
     if not body.strip():
         raise ParseError("empty <answer>")
     return body.strip()
 
 
-def has_reasoning(text: str, think_opened: bool = False) -> bool:
-    """Does the completion reason inside <think> ... </think> before anything else (the think rate)?"""
+def reasoning_chars(text: str, think_opened: bool = False) -> int:
+    """Characters of reasoning inside a leading <think> ... </think> (0 when there is none): the think rate counts
+    completions with some, and the mean shows whether reasoning is shrinking to a token."""
     close = THINK_CLOSE.search(text)
     if close is None:
-        return False
+        return 0
     opened = THINK_OPEN_AT_START.match(text, 0, close.start())
-    return (opened is not None or think_opened) and bool(text[opened.end() if opened else 0:close.start()].strip())
+    if opened is None and not think_opened:
+        return 0
+    return len(text[opened.end() if opened else 0:close.start()].strip())
+
+
+def has_reasoning(text: str, think_opened: bool = False) -> bool:
+    """Does the completion reason inside <think> ... </think> before anything else (the think rate)?"""
+    return reasoning_chars(text, think_opened) > 0
 
 
 def after_thinking(text: str) -> str:

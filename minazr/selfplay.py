@@ -33,7 +33,7 @@ from minazr.advantages import ESTIMATORS, token_weights
 from minazr.buffer import Buffers
 from minazr.executor import ExecResult, Executor, Job, Run
 from minazr.literals import input_order_depends_on_seed
-from minazr.parsing import ParseError, has_reasoning
+from minazr.parsing import ParseError, has_reasoning, reasoning_chars
 from minazr.policy import GenRequest, Generation, Policy, Sampling, ScoredSample
 from minazr.rewards import RewardScheme, proposer_reward, solver_reward
 from minazr.tasks import Entry, Invalid, Task
@@ -164,28 +164,59 @@ def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, s
         if p.fields is not None:
             jobs, p.reason = _per_sample("validation_jobs", p.task.validation_jobs, p.fields)
             if jobs is not None:
-                todo.append((p, jobs))
-    results = _run_jobs([jobs for _, jobs in todo], executor, timeout_s)
+                same, _ = _per_sample("behaviour_jobs", p.task.behaviour_jobs, p.fields, p.context)
+                todo.append((p, jobs, same or []))
+    results = _run_jobs([jobs + same for _, jobs, same in todo], executor, timeout_s)
+    checks = [res[:len(jobs)] for (_, jobs, _), res in zip(todo, results)]
+    behaviour = [res[len(jobs):] for (_, jobs, _), res in zip(todo, results)]
     if confirm_runs:
-        results = confirm(todo, results, executor, timeout_s, confirm_runs)
-    for (p, _), res in zip(todo, results):
+        checks = confirm([(p, jobs) for p, jobs, _ in todo], checks, executor, timeout_s, confirm_runs)
+    for (p, _, _), res, same in zip(todo, checks, behaviour):
         if any(r.infra for r in res):
             p.reason, p.infra = "sandbox failure", True
             continue
         p.entry, p.reason = _per_sample("make_entry", p.task.make_entry, p.fields, res, step)
+        if p.entry is not None and _per_sample("copies_a_reference", p.task.copies_a_reference, p.fields,
+                                               p.context, same)[0]:
+            p.entry, p.reason, p.duplicate = None, "duplicate: behaves like a reference", True
+    follow_up(proposals, executor, timeout_s)
     mark_duplicates(proposals, known_tasks(buffers, tasks))
     return [p.entry for p in proposals if p.entry is not None]
+
+
+def follow_up(proposals: list[_Proposal], executor: Executor, timeout_s: float) -> None:
+    """Runs that need a proposal's gold answer (abduction: f on its own output), in one batch; a trivial result
+    makes the proposal invalid."""
+    todo = []
+    for p in proposals:
+        if p.entry is not None:
+            jobs, p.reason = _per_sample("followup_jobs", p.task.followup_jobs, p.entry)
+            if jobs:
+                todo.append((p, jobs))
+            elif jobs is None:
+                p.entry = None
+    for (p, _), res in zip(todo, _run_jobs([jobs for _, jobs in todo], executor, timeout_s)):
+        if not any(r.infra for r in res):
+            _, p.reason = _per_sample("check_followup", p.task.check_followup, p.entry, res)
+            if p.reason is not None:
+                p.entry = None
 
 
 def known_tasks(buffers: Buffers | None, tasks: dict[str, Task] | None) -> set[str]:
     """The novelty keys of every entry of every buffer (seeds and retired entries included)."""
     known = set()
+    if len(_NOVELTY) > 1 << 16:
+        _NOVELTY.clear()
     for name, buffer in (buffers or {}).items():
         task = (tasks or {}).get(name)
         for e in buffer.entries() if task is not None else ():
-            key, _ = _per_sample("novelty_key", task.novelty_key, e.data)
-            known.add(key)
+            if (name, e.key) not in _NOVELTY:  # an entry's key is a digest of its data: the novelty key follows
+                _NOVELTY[(name, e.key)] = _per_sample("novelty_key", task.novelty_key, e.data)[0]
+            known.add(_NOVELTY[(name, e.key)])
     return known
+
+
+_NOVELTY: dict[tuple[str, str], str | None] = {}  # (task, entry key) -> novelty key
 
 
 def mark_duplicates(proposals: list[_Proposal], known: set[str]) -> None:
@@ -199,7 +230,7 @@ def mark_duplicates(proposals: list[_Proposal], known: set[str]) -> None:
         if key is None:
             p.entry, p.reason = None, reason
         elif key in known or key in refs:
-            p.entry, p.reason, p.duplicate = None, "duplicate", True
+            p.entry, p.reason, p.duplicate = None, "duplicate: same program as a known task", True
         else:
             known.add(key)
 
@@ -306,7 +337,7 @@ def _assign_rewards(proposals, mc, solves, scheme: RewardScheme) -> None:
         p.sample.reward = proposer_reward(p.entry is not None, p.solve_rate, scheme)
         p.sample.outcome = "valid" if p.entry is not None else f"invalid: {p.reason}"
         if p.duplicate:
-            p.sample.reward, p.sample.outcome = scheme.propose_duplicate, "duplicate"
+            p.sample.reward, p.sample.outcome = scheme.propose_duplicate, p.reason
         if p.unstable:
             p.sample.reward = scheme.propose_extreme
             p.sample.outcome = "valid: no learnability (a solver's input gave no verdict)"
@@ -347,6 +378,7 @@ def step_metrics(proposals: list[_Proposal], solves: list[_Solve], buffers: Buff
         if every:
             opened = every[0].task.settings.get("think_opened", False)
             m[f"solve/think_rate/{name}"] = _mean(has_reasoning(s.sample.completion, opened) for s in every)
+            m[f"length/think_chars/{name}"] = _mean(reasoning_chars(s.sample.completion, opened) for s in every)
             m[f"solve/truncated/{name}"] = _mean(s.sample.finish_reason == "length" for s in every)
         sols = [s for s in solves if s.task.name == name]
         if sols:

@@ -189,7 +189,10 @@ def _summary(step: int, m: dict) -> str:
     tasks = sorted({k.rsplit("/", 1)[1] for k in m if k.startswith("solve/accuracy/")})
     acc = " ".join(f"{t[:3]}={m[f'solve/accuracy/{t}']:.2f}" for t in tasks)
     valid = " ".join(f"{t[:3]}={m.get(f'propose/valid_rate/{t}', 0):.2f}" for t in tasks)
-    return (f"step {step}: solve acc {acc} | valid proposals {valid} | {m.get('gen/tokens_per_s', 0):.0f} tok/s | "
+    think = " ".join(f"{t[:3]}={m.get(f'solve/think_rate/{t}', 0):.2f}" for t in tasks)
+    copies = sum(m.get(f"propose/copy_rate/{t}", 0) for t in tasks) / max(1, len(tasks))
+    return (f"step {step}: solve acc {acc} | think {think} | valid proposals {valid} (copies {copies:.2f}) | "
+            f"{m.get('gen/tokens_per_s', 0):.0f} tok/s | "
             f"step {m.get('time/step', 0):.0f}s (sync {m.get('time/weight_sync', 0):.1f}s) | "
             f"version {m.get('version', 0)} lag {m.get('version_lag/max', 0)}")
 

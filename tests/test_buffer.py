@@ -26,8 +26,10 @@ def test_normalized_program_ignores_names_comments_and_docstrings():
 def test_duplicates_by_normalized_ast_are_not_added(executor):
     task = make_task("deduction")
     buf = TaskBuffer("deduction", cap=10)
-    make = lambda code, inputs: task.make_entry({"program": code, "inputs": inputs},  # noqa: E731
-                                                [executor.run(code, inputs)], step=0)
+    def make(code, inputs):
+        proposal = {"program": code, "inputs": inputs}
+        return task.make_entry(proposal, executor.map(task.validation_jobs(proposal), 5.0), step=0)
+
     assert buf.add(make("def f(a):\n    return a * 2", "3"))
     assert not buf.add(make("def f(b):\n    # double\n    return b * 2", "3"))
     assert not buf.add(make("def f(b):\n    return b * 2", "(3)"))

@@ -352,8 +352,8 @@ def _abduction_step(executor, program, program_input, answer):
 
 
 def test_a_program_that_disagrees_with_itself_on_a_solvers_input_is_retracted(executor):
-    program = "def f(x):\n    if x == 1:\n        return 0\n    return ''.join(set('abcdefghijklmnop'))"
-    proposal, buffers, metrics = _abduction_step(executor, program, "1", "2")
+    program = "def f(x):\n    if x < 5:\n        return x * 2\n    return ''.join(set('abcdefghijklmnop'))"
+    proposal, buffers, metrics = _abduction_step(executor, program, "1", "7")
     assert proposal.outcome == "invalid: non-deterministic on a solver's input" and proposal.reward == -1.0
     assert len(buffers["abduction"]) == 0 and metrics["retracted_tasks"] == 1
 

@@ -71,9 +71,32 @@ def test_a_copying_proposer_gets_the_duplicate_penalty_not_learnability(executor
 
     res, buffers = play(executor, script, buffers=buffers)
     (p,) = roles(res, "propose")
-    assert p.outcome == "duplicate" and p.reward == -0.5 and p.extra["solve_rate"] is None
+    assert p.outcome.startswith("duplicate") and p.reward == -0.5 and p.extra["solve_rate"] is None
     assert mc_prompts == [] and len(buffers["deduction"]) == 1  # no Monte-Carlo solves, kept out of the buffer
     assert res.metrics["propose/copy_rate/deduction"] == 1.0 and res.metrics["propose/new_programs/deduction"] == 0
+
+
+@pytest.mark.parametrize("edited", [
+    "def f(x):\n    return x * 3 + 0",
+    "def f(x):\n    y = 1\n    return 3 * x",
+    "def f(x):\n    pass\n    return x * 3",
+    "def f(x):\n    def g(v):\n        return v + v + v\n    return g(x)",
+    "def f(x, unused=0):\n    return x * 3",
+])
+def test_a_lightly_edited_copy_behaves_like_its_reference(executor, edited):
+    """Renaming is caught by the text; everything else a proposer can do to a reference without changing what it
+    computes is caught by running both on the reference's input and its probe inputs."""
+    res, buffers = play(executor, lambda p, n: [proposal(edited, "5")] * n if "create" in p else ["x"] * n,
+                        buffers=with_entry(TRIPLE, "2", "6"))
+    (p,) = roles(res, "propose")
+    assert p.outcome == "duplicate: behaves like a reference" and p.reward == -0.5
+    assert len(buffers["deduction"]) == 1
+
+
+def test_a_program_that_only_shares_the_references_output_on_its_input_is_new(executor):
+    res, _ = play(executor, lambda p, n: [proposal("def f(x):\n    return x + 4", "5")] * n if "create" in p
+                  else ["x"] * n, buffers=with_entry(TRIPLE, "2", "6"))  # 2 + 4 == 2 * 3, nowhere else
+    assert roles(res, "propose")[0].outcome == "valid"
 
 
 def test_copies_of_any_buffer_and_of_each_other_are_duplicates(executor):
@@ -90,7 +113,7 @@ def test_copies_of_any_buffer_and_of_each_other_are_duplicates(executor):
         return ["<think>hmm</think><answer>[0, 1, 4]</answer>"] * n
 
     res, buffers = play(executor, script, names=names, buffers=buffers, propose_per_task=2, n_propose=1)
-    assert [s.outcome for s in roles(res, "propose")] == ["duplicate", "valid", "duplicate", "valid"]
+    assert [s.outcome.split(":")[0] for s in roles(res, "propose")] == ["duplicate", "valid", "duplicate", "valid"]
 
 
 def test_the_duplicate_penalty_is_configurable(executor):
@@ -120,12 +143,32 @@ def test_a_trivial_proposer_is_rejected_with_its_reason(executor, program, input
     assert res.metrics[f"propose/reject/deduction/{reason.removeprefix('invalid: ')}"] == 1
 
 
+@pytest.mark.parametrize("program,inputs,reason", [
+    ("def f(a):\n    return 5", "a=3", "invalid: keyword arguments in the input"),
+    ("def f(a):\n    assert a == [9, 8, 7]\n    return 42", "[9, 8, 7]", "invalid: trivial: runs on no other input"),
+    ("def f(a):\n    return 5", "None", "invalid: trivial: runs on no other input"),  # nothing to vary
+    ("def f(a, b):\n    return b", "1, [2]", "invalid: trivial: returns one of its arguments"),
+])
+def test_cheap_ways_around_the_probes_are_closed(executor, program, inputs, reason):
+    res, _ = play(executor, lambda p, n: [proposal(program, inputs)] * n if "create" in p else ["x"] * n)
+    assert roles(res, "propose")[0].outcome == reason
+
+
+@pytest.mark.parametrize("program,inputs", [("def f(a):\n    return list(a)", "(1, 2, 3)"),
+                                            ("def f(s):\n    return s.strip()", "'  ab '")])
+def test_an_abduction_task_whose_output_answers_itself_is_trivial(executor, program, inputs):
+    res, _ = play(executor, lambda p, n: [proposal(program, inputs)] * n if "create" in p else ["x"] * n,
+                  names=("abduction",))
+    assert roles(res, "propose")[0].outcome == "invalid: trivial: f(output) == output, the output answers itself"
+
+
 @pytest.mark.parametrize("program,inputs", [
     ("def f(s):\n    return len(s) > 0", "'abc'"),  # True on the input, False once the probe empties it
     ("def f(xs):\n    return xs[0]", "[7, 7, 7]"),  # an error on the empty probe is no evidence of triviality
     ("def f(s):\n    return s[0]", "'abc'"),
     ("def f(xs):\n    return xs == sorted(xs)", "[1, 2, 3]"),  # True on the nudged and the empty probe too
     ("def f(a, b):\n    return max(a, b)", "5, 3"),  # returns one argument, not the input
+    ("def f(s):\n    return not any(c.isupper() for c in s)", "'lunabotics'"),  # a false positive of fewer probes
 ])
 def test_simple_programs_that_read_their_input_are_not_trivial(executor, program, inputs):
     res, _ = play(executor, lambda p, n: [proposal(program, inputs)] * n if "create" in p

@@ -64,6 +64,21 @@ class Task:
         """What makes a task new: a proposal whose key equals a buffer entry's (or a reference's) is a copy."""
         raise NotImplementedError
 
+    def behaviour_jobs(self, proposal: dict, context: dict) -> list[Job]:
+        """Runs that compare the proposal with the references its prompt showed (run with the validation jobs)."""
+        return []
+
+    def copies_a_reference(self, proposal: dict, context: dict, results: list[ExecResult]) -> bool:
+        """From the results of behaviour_jobs: does the proposal behave exactly like a reference it was shown?"""
+        return False
+
+    def followup_jobs(self, entry: Entry) -> list[Job]:
+        """Runs that need the entry's gold answer (run after validation, in one more batch)."""
+        return []
+
+    def check_followup(self, entry: Entry, results: list[ExecResult]) -> None:
+        """Raises Invalid when the follow-up runs show the task is trivial."""
+
     # ---- solver
     def solve_prompt(self, entry: Entry) -> str:
         raise NotImplementedError

@@ -13,11 +13,13 @@ itself, or does not depend on the input (the same output on the probe inputs of 
 the same output for every input); and when its input is a template's placeholder text.
 """
 
+import ast
 import math
 import random
 
 from minazr import parsing, prompts
 from minazr.executor import Check, Equal, ExecResult, Job, Run
+from minazr.code_check import check_inputs
 from minazr.parsing import ParseError
 from minazr.tasks import probes, register
 from minazr.tasks.base import Entry, Invalid, Task, digest, normalized_literals, normalized_program, short_reason
@@ -47,6 +49,14 @@ def is_placeholder(args: str) -> bool:
         return normalized_literals(args) in PLACEHOLDERS
     except (Invalid, SyntaxError, ValueError):
         return False
+
+
+def has_keywords(args: str) -> bool:
+    """Inputs are positional literals: keyword arguments would slip past the probes of tasks/probes.py."""
+    try:
+        return bool(ast.parse(f"f({args})", mode="eval").body.keywords)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return True
 
 
 def trivial_output(inputs: str, output: str) -> str | None:
@@ -86,6 +96,8 @@ class _ProgramInputTask(Task):
             raise ParseError("empty input (f must take at least one argument)")
         if is_placeholder(args):
             raise ParseError("input is the template's placeholder")
+        if has_keywords(args):
+            raise ParseError("keyword arguments in the input")
         return {"program": program, "inputs": args}
 
     def validation_jobs(self, proposal: dict) -> list[Job]:
@@ -100,14 +112,40 @@ class _ProgramInputTask(Task):
         reason = None if seed else trivial_output(proposal["inputs"], res.output)  # AZR's seed is the identity
         if reason:
             raise Invalid(reason)
-        answered = [r.output for r in probed if r.ok]
-        if not seed and answered and all(out == res.output for out in answered):
-            raise Invalid("trivial: output does not depend on the input")
+        if not seed:
+            answered = [(x, r.output) for x, r in zip(probes.variants(proposal["inputs"]), probed) if r.ok]
+            if not answered:
+                raise Invalid("trivial: runs on no other input")
+            if all(out == res.output for _, out in answered):
+                raise Invalid("trivial: output does not depend on the input")
+            if probes.projection(proposal["inputs"], res.output, answered) is not None:
+                raise Invalid("trivial: returns one of its arguments")
         key = digest(normalized_program(proposal["program"]), normalized_literals(proposal["inputs"]))
         return Entry(self.name, {**proposal, "output": res.output}, key, step, seed)
 
     def novelty_key(self, data: dict) -> str:
         return "program:" + normalized_program(data["program"])
+
+    def behaviour_jobs(self, proposal: dict, context: dict) -> list[Job]:
+        """The proposal and each reference run side by side on the reference's input and its probe inputs: a
+        program that returns what a reference returns on all of them (`x * 3 + 0`, a dead statement, a renamed
+        helper) is that reference's copy, whatever its text."""
+        jobs = []
+        for ref in context.get("references", ()):
+            for x in [ref["inputs"], *probes.variants(ref["inputs"])]:
+                jobs += [Run(proposal["program"], x, runs=1, probe=True), Run(ref["program"], x, runs=1, probe=True)]
+        return jobs
+
+    def copies_a_reference(self, proposal: dict, context: dict, results: list[ExecResult]) -> bool:
+        at = 0
+        for ref in context.get("references", ()):
+            n = 2 * (1 + len(probes.variants(ref["inputs"])))
+            pairs = list(zip(results[at:at + n:2], results[at + 1:at + n:2]))
+            at += n
+            same = all(a.ok == b.ok and (not a.ok or a.output == b.output) for a, b in pairs)
+            if same and sum(a.ok for a, _ in pairs) >= 2:
+                return True
+        return False
 
     def seed_proposals(self) -> list[tuple[dict, dict]]:
         return [({"program": IDENTITY, "inputs": "'Hello World'"}, {})]  # AZR's seed triplet
@@ -147,6 +185,15 @@ class Abduction(_ProgramInputTask):
     def judge(self, entry: Entry, answer, results: list[ExecResult]) -> bool:
         return results[0].match is True
 
+    def followup_jobs(self, entry: Entry) -> list[Job]:
+        """f run on its own output: when that returns the output again, a solver answers by copying the output."""
+        output = entry.data["output"]
+        return [Run(entry.data["program"], output, probe=True)] if check_inputs(output) is None else []
+
+    def check_followup(self, entry: Entry, results: list[ExecResult]) -> None:
+        if results and results[0].ok and results[0].output == entry.data["output"]:
+            raise Invalid("trivial: f(output) == output, the output answers itself")
+
 
 @register
 class Induction(Task):
@@ -170,7 +217,7 @@ class Induction(Task):
                 value = normalized_literals(args)  # [1,2] and [1, 2] are one input, not a visible and a hidden
             except (ParseError, Invalid):
                 continue
-            if is_placeholder(args):
+            if is_placeholder(args) or has_keywords(args):
                 continue
             if value not in seen:
                 seen.add(value)
