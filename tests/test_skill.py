@@ -310,3 +310,11 @@ def test_probe_inputs_are_literal_inputs_that_differ_from_the_proposal(values):
         assert check_inputs(v) is None and v != inputs
         assert probes._args(v) != values
     assert probes.returns_input(inputs, "None") is (values == [None])
+
+
+def test_probe_audit_counts_every_cruxeval_item_once():
+    from minazr.tasks.probe_audit import audit
+
+    report = audit(limit=30)
+    assert sum(report["deduction"].values()) == 30 and report["deduction"]["valid"] >= 15
+    assert sum(report["abduction_after_deduction"].values()) == report["deduction"]["valid"]

@@ -96,13 +96,13 @@ def _reverse(v):
 
 
 def _grow(v):
-    """Longer or larger: 'ab' -> 'ababAz9 é', [1, 2] -> [1, 2, 1, 2], 7 -> 17, a dict gains a key."""
+    """Longer or larger: 'ab' -> ' ababAz9 é ', [1, 2] -> [1, 2, 1, 2], 7 -> 17, a dict gains a key."""
     if isinstance(v, bool):
         return not v
     if isinstance(v, (int, float)):
         return v * 2 + 3
     if isinstance(v, str):
-        return v + v + "Az9 é"
+        return " " + v + v + "Az9 é "
     if isinstance(v, bytes):
         return v + b"Az9 "
     if isinstance(v, (list, tuple)):
