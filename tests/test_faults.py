@@ -124,9 +124,11 @@ def test_train_survives_a_worker_sigkill(tmp_path):
     m = metrics(run)
     assert [x["step"] for x in m] == [0, 1, 2]
     assert m[-1]["rollout/restarts"] == 1 and killed_at < 3
-    # 2 tasks x (1 proposal + 1 solver prompt x 2 completions): nothing lost, nothing counted twice
+    # 2 tasks x (1 proposal + 1 solver prompt x 2 completions), + 2 trained Monte-Carlo solves per valid proposal:
+    # nothing lost, nothing counted twice
+    valid = [round(x.get("propose/valid_rate/deduction", 0) + x.get("propose/valid_rate/math", 0)) for x in m]
     assert [(x["learner/samples"] + x["learner/skipped_zero_advantage"], x["sandbox_failures"]) for x in m] \
-        == [(6, 0)] * 3
+        == [(6 + 2 * v, 0) for v in valid]
     workers = json.loads((run / "cluster.json").read_text())["workers"]
     assert len(workers) == 2
 
