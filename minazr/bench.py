@@ -44,7 +44,7 @@ def bench_prompts(cfg: Config, tokenizer, n: int, executor) -> list[str]:
     buffers = Buffers.empty(tasks, cfg.buffer.cap)
     seed_buffers(buffers, tasks, executor)
     rng = random.Random(cfg.run.seed)
-    render = Renderer(cfg.selfplay.prompt_template, tokenizer)
+    render = Renderer.from_config(cfg.selfplay, tokenizer)
     pool = []
     for task in tasks.values():
         pool.append(render(task.propose_prompt(task.propose_context(buffers, rng))))
@@ -177,7 +177,7 @@ def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats) ->
         pipe = Pipeline(_LearnerHandle(ray, learner, cfg.rollout.timeout_s), _PoolHandle(pool, address), 0, version)
         t0 = time.perf_counter()
         res = selfplay_step(pool, buffers, tasks, executor, cfg.selfplay, RewardScheme.from_config(cfg.rewards),
-                            Renderer(cfg.selfplay.prompt_template, tokenizer), random.Random(0), 0,
+                            Renderer.from_config(cfg.selfplay, tokenizer), random.Random(0), 0,
                             cfg.executor.timeout_s, cfg.advantages.estimator, cfg.advantages.weighting,
                             confirm_runs=cfg.executor.confirm_runs)
         pipe.submit(0, res.samples, res.metrics)

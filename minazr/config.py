@@ -170,6 +170,11 @@ class SelfPlayConfig:
     prompt_template: str = param("chat", "How prompts are wrapped: 'chat' (the tokenizer's chat template, for "
                                          "instruct models) or 'r1' (AZR's raw template, for base models).",
                                  choices=("chat", "r1"))
+    open_think: bool = param(True, "With the chat template, start the assistant's turn with <think> (as the r1 "
+                                   "template does): the completion begins inside the reasoning. An instruct model "
+                                   "that was never trained to write <think> (Qwen2.5-Coder-0.5B: 0 of 16 solver "
+                                   "answers in a first step without it) otherwise fails the think format on every "
+                                   "answer, and RL gets no signal.")
 
 
 @dataclass

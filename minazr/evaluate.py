@@ -190,7 +190,7 @@ def run_eval(cfg, models: list[str], names: list[str], limit: int | None, data_d
     with executor_from_config(cfg.executor) as executor:
         for spec, path in paths.items():
             print(f"minazr eval: {spec} ({path})", flush=True)
-            render = Renderer(cfg.selfplay.prompt_template, AutoTokenizer.from_pretrained(path))
+            render = Renderer.from_config(cfg.selfplay, AutoTokenizer.from_pretrained(path))
             pool = start_pool(path, cfg.rollout, cfg.run.seed)
             try:
                 reports = evaluate(pool, executor, render, loaded, cfg.eval.max_tokens, cfg.eval.chunk,

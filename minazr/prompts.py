@@ -162,6 +162,17 @@ class Renderer:
 
     template: str = "r1"  # "r1" or "chat"
     tokenizer: object = None  # anything with apply_chat_template (transformers tokenizers), for "chat"
+    open_think: bool = False  # chat: the assistant's turn starts inside <think>, as the r1 template's does
+
+    @classmethod
+    def from_config(cls, cfg, tokenizer) -> "Renderer":
+        """The renderer a SelfPlayConfig asks for."""
+        return cls(cfg.prompt_template, tokenizer, cfg.open_think)
+
+    @property
+    def think_opened(self) -> bool:
+        """Does the rendered prompt end inside <think> (the completion starts with the reasoning)?"""
+        return self.template == "r1" or self.open_think
 
     def __call__(self, instruction: str) -> str:
         if self.template == "r1":
@@ -170,7 +181,8 @@ class Renderer:
             if self.tokenizer is None or not hasattr(self.tokenizer, "apply_chat_template"):
                 raise ValueError("the chat template needs a tokenizer with apply_chat_template")
             messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": instruction}]
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return text + "<think>\n" if self.open_think else text
         raise ValueError(f"unknown prompt template {self.template!r} (expected 'r1' or 'chat')")
 
     def plain(self, instruction: str) -> str:

@@ -80,7 +80,7 @@ def run_training(cfg: Config, resume: str | None = None) -> Path:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    render = Renderer(cfg.selfplay.prompt_template, tokenizer)
+    render = Renderer.from_config(cfg.selfplay, tokenizer)
     tasks = tasks_from_config(cfg.selfplay)
     sink = MetricsSink(run_dir, cfg.train.tensorboard, cfg.train.wandb, to_dict(cfg))
     cluster = executor = None

@@ -23,6 +23,10 @@ def test_templates():
     assert Renderer("chat", FakeTokenizer())("Do X") == f"<|system|>{SYSTEM}<|user|>Do X<|assistant|>"
     with pytest.raises(ValueError, match="needs a tokenizer"):
         Renderer("chat")("Do X")
+    opened = Renderer("chat", FakeTokenizer(), open_think=True)
+    assert opened("Do X") == f"<|system|>{SYSTEM}<|user|>Do X<|assistant|><think>\n" and opened.think_opened
+    assert Renderer("r1").think_opened and not Renderer("chat", FakeTokenizer()).think_opened
+    assert Renderer("chat", FakeTokenizer(), open_think=True).plain("Q") == "<|user|>Q<|assistant|>"  # eval: as is
 
 
 def test_proposer_prompts_show_references(executor):
