@@ -97,9 +97,11 @@ SOLVE_DEDUCTION = """## Task: predict the output of the program for the given in
 ```input
 {inputs}
 ```
-Think step by step: execute the program by hand inside <think> </think>. Then give the exact return value of `f` as
-a Python literal inside <answer> </answer>:
-<think> REASONING </think>
+Think step by step: execute the program by hand inside <think>, and close the reasoning with </think>. Then give
+the exact return value of `f` as a Python literal inside <answer> </answer>. The shape of your reply:
+<think>
+(the steps, one per line)
+</think>
 <answer> OUTPUT </answer>"""
 
 SOLVE_ABDUCTION = """## Task: find an input for which the program returns the given output
@@ -109,9 +111,11 @@ SOLVE_ABDUCTION = """## Task: find an input for which the program returns the gi
 ```output
 {output}
 ```
-Think step by step inside <think> </think>: work backwards from the output. Then give the argument list of one
-call to `f`, as Python literals, inside <answer> </answer>:
-<think> REASONING </think>
+Think step by step inside <think>: work backwards from the output, and close the reasoning with </think>. Then
+give the argument list of one call to `f`, as Python literals, inside <answer> </answer>. The shape of your reply:
+<think>
+(the steps, one per line)
+</think>
 <answer> INPUT </answer>"""
 
 SOLVE_INDUCTION = """## Task: write the program `f` that maps these inputs to these outputs
@@ -119,9 +123,12 @@ Message: {message}
 
 {pairs}
 
-Think step by step inside <think> </think> about what rule maps every input to its output. Then write a Python
-function named `f` that returns the output for each input, inside <answer> </answer>:
-<think> REASONING </think>
+Think step by step inside <think> about what rule maps every input to its output, and close the reasoning with
+</think>. Then write a Python function named `f` that returns the output for each input, inside <answer> </answer>.
+The shape of your reply:
+<think>
+(the steps, one per line)
+</think>
 <answer>
 ```python
 def f(...):
@@ -132,8 +139,11 @@ def f(...):
 SOLVE_MATH = """## Task: solve the math problem
 {problem}
 
-Think step by step inside <think> </think>. Then give the final numeric answer inside <answer> </answer>:
-<think> REASONING </think>
+Think step by step inside <think>, and close the reasoning with </think>. Then give the final numeric answer inside
+<answer> </answer>. The shape of your reply:
+<think>
+(the steps, one per line)
+</think>
 <answer> NUMBER </answer>"""
 
 
