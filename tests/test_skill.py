@@ -133,6 +133,8 @@ def test_the_duplicate_penalty_is_configurable(executor):
     ("def f(a):\n    return 42", "[5, 6]", "invalid: trivial: output does not depend on the input"),
     ("def f(s):\n    return len('constant')", "'abc'", "invalid: trivial: output does not depend on the input"),
     ("def f(a, b):\n    return sorted(a) + [b]", "[3, 1, 2], 'abc'", "invalid: input is the template's placeholder"),
+    ("def f(a):\n    return len(a)", "The argument list of one call to f, as Python literals",
+     "invalid: input is the template's placeholder"),  # copied by the 0.5B model in its first steps
 ])
 def test_a_trivial_proposer_is_rejected_with_its_reason(executor, program, inputs, reason):
     res, buffers = play(executor, lambda p, n: [proposal(program, inputs)] * n if "create" in p else ["x"] * n)

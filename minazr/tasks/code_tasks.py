@@ -39,11 +39,12 @@ def _placeholders() -> set[str]:
 
 
 PLACEHOLDERS = _placeholders()
+_PLACEHOLDER_TEXTS = {t.lower() for t in prompts.PLACEHOLDER_INPUTS}
 
 
 def is_placeholder(args: str) -> bool:
     """Is this input (a checked argument list, or raw block text) one of the templates' placeholders?"""
-    if args.strip() in prompts.PLACEHOLDER_INPUTS:
+    if args.strip().lower() in _PLACEHOLDER_TEXTS:
         return True
     try:
         return normalized_literals(args) in PLACEHOLDERS
@@ -89,7 +90,7 @@ class _ProgramInputTask(Task):
             if args is None:
                 raise ParseError("no input block")
         else:
-            if inputs[-1].strip() in prompts.PLACEHOLDER_INPUTS:
+            if inputs[-1].strip().lower() in _PLACEHOLDER_TEXTS:
                 raise ParseError("input is the template's placeholder")
             args = parsing.arguments(inputs[-1])
         if not args.strip():
