@@ -37,13 +37,16 @@ def test_two_workers_two_steps_push_weights(ray_local, executor, tmp_path):
     from minazr.prompts import Renderer
     from minazr.rewards import RewardScheme
     from minazr.selfplay import seed_buffers, selfplay_step
-    from minazr.tasks import make_task
+    from minazr.tasks import tasks_from_config
     from minazr.train import _LearnerHandle, _PoolHandle
     from rollout.worker import start_pool
     from transformers import AutoTokenizer
 
     ray = ray_local
-    cfg = load_config(None, TINY + ["rollout.num_workers=2", "learner.lr=1e-3", "rollout.num_cpus=0.5"])
+    # A 135M model writing 48 tokens rarely earns anything but -1, and equal rewards give zero advantages and no
+    # update to push: with invalid proposals at -0.5 and the batch-mean baseline every sample has an advantage
+    cfg = load_config(None, TINY + ["rollout.num_workers=2", "learner.lr=1e-3", "rollout.num_cpus=0.5",
+                                    "rewards.propose_invalid=-0.5", "advantages.estimator=batch_mean"])
     path = resolve_model(cfg.model.name)
     learner = start_learner(path, cfg.learner, cfg.rollout, seed=0)
     address = ray.get(learner.address.remote())
@@ -58,7 +61,7 @@ def test_two_workers_two_steps_push_weights(ray_local, executor, tmp_path):
     before = pool.score(fixed, 4)
     learner_before = ray.get(learner.score.remote(fixed, 4))
 
-    tasks = {n: make_task(n, k_references=1) for n in cfg.selfplay.tasks}
+    tasks = tasks_from_config(cfg.selfplay)
     buffers = Buffers.empty(tasks, 100)
     seed_buffers(buffers, tasks, executor)
     pipe = Pipeline(_LearnerHandle(ray, learner, 600), _PoolHandle(pool, address), 0)
@@ -66,9 +69,10 @@ def test_two_workers_two_steps_push_weights(ray_local, executor, tmp_path):
     for step in range(2):
         pipe.before_generate()
         res = selfplay_step(pool, buffers, tasks, executor, cfg.selfplay, RewardScheme.from_config(cfg.rewards),
-                            Renderer("chat", tok), rng, step)
+                            Renderer.from_config(cfg.selfplay, tok), rng, step, estimator=cfg.advantages.estimator)
         assert res.samples and all(s.version == step for s in res.samples)
         assert all(len(s.logprobs) == len(s.completion_token_ids) > 0 for s in res.samples)
+        assert any(s.advantage != 0 for s in res.samples)
         pipe.submit(step, res.samples, res.metrics)
     (_, m0), = pipe.drain() if pipe.pending else [(None, {})]
     assert pool.versions == [2, 2]
