@@ -274,8 +274,7 @@ class _CruxHarness(_CruxEval):
         return harness.cruxeval_prompt(d["program"], d["inputs"], d["output"], self.predict, self.cot)
 
     def extract(self, completion: str) -> Extraction:
-        read = harness.extract_output if self.predict == "output" else harness.extract_input
-        return Extraction(*read(completion, self.cot))
+        return Extraction(*harness.extract(completion, self.cot, self.predict))
 
 
 @register

@@ -93,22 +93,24 @@ def assertion(text: str) -> tuple[str, str] | None:
     return None
 
 
-def extract_output(completion: str, cot: bool) -> tuple[str, bool]:
-    """The predicted output literal; strict when it came as `assert f(...) == X` inside the answer section."""
+def extract(completion: str, cot: bool, predict: str) -> tuple[str, bool]:
+    """The predicted output literal (`predict="output"`) or argument list ("input"); strict when it came as the
+    harness's assertion `assert f(X) == Y` inside the answer section. An assertion whose part is not literal is an
+    answer, a wrong one: it is not read another way."""
+    read, part = (parsing.literal, 1) if predict == "output" else (parsing.arguments, 0)
     section, opened = answer_section(completion)
     found = assertion(section)
-    if found is not None:  # an assertion whose output is not literal is an answer, a wrong one: no other reading
-        return parsing.literal(found[1]), opened or not cot
-    return parsing.literal(section), False
+    if found is not None:
+        return read(found[part]), opened or not cot
+    return read(section), False
+
+
+def extract_output(completion: str, cot: bool) -> tuple[str, bool]:
+    return extract(completion, cot, "output")
 
 
 def extract_input(completion: str, cot: bool) -> tuple[str, bool]:
-    """The predicted argument list; strict when it came as `assert f(X) == ...` inside the answer section."""
-    section, opened = answer_section(completion)
-    found = assertion(section)
-    if found is not None:  # an assertion whose input is not literal is an answer, a wrong one: no other reading
-        return parsing.arguments(found[0]), opened or not cot
-    return parsing.arguments(section), False
+    return extract(completion, cot, "input")
 
 
 def gsm8k_instruction(question: str) -> str:
