@@ -25,7 +25,10 @@ Learner = ray.remote(_NodeLearner)
 
 
 def start_learner(model_path: str, cfg, rollout_cfg, seed: int, optimizer_state: str | None = None):
-    actor = Learner.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, max_concurrency=2,
+    """The learner actor, single-threaded: Ray then runs its calls one at a time in submission order, so updates
+    sent ahead (train.max_staleness >= 1), publishes and saves never overlap (LearnerCore also orders numbered
+    updates itself, for any actor with more threads)."""
+    actor = Learner.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, max_concurrency=1,
                             runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
     return actor.remote(str(model_path), cfg, rollout_cfg.dtype, rollout_cfg.weight_bucket_mb, seed=seed,
                         optimizer_state=optimizer_state, loopback=single_machine())

@@ -16,6 +16,7 @@ backward run under bf16 autocast. After each update the new weights are publishe
 import copy
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -69,12 +70,29 @@ class LearnerCore:
         self.publish_dtype = DTYPES[publish_dtype]
         self.bucket_mb = bucket_mb
         self.server = WeightServer(host, cfg.weight_port or None)
+        # Updates, publishes and saves never overlap, and numbered updates apply in version order, even if the
+        # actor around this class runs calls on several threads (Ray orders calls only for single-threaded actors)
+        self._turn = threading.Condition(threading.RLock())
 
     # ------------------------------------------------------------ training
 
-    def train_step(self, batch: list[dict], version: int | None = None) -> dict:
+    def train_step(self, batch: list[dict], version: int | None = None, wait_s: float = 600.0) -> dict:
         """One optimizer step over `batch` (dicts with prompt_ids, completion_ids, logprobs, advantage,
-        token_weight), then publish the new weights. Returns metrics."""
+        token_weight), then publish the new weights. Returns metrics.
+
+        `version` numbers the update: it applies only once the learner is at `version - 1` (an update submitted
+        out of order waits up to `wait_s` for its predecessors; one that is behind raises)."""
+        with self._turn:
+            if version is not None:
+                if version <= self.version:
+                    raise ValueError(f"update {version} arrived at a learner already at version {self.version}")
+                if not self._turn.wait_for(lambda: self.version == version - 1, timeout=wait_s):
+                    raise TimeoutError(f"update {version} waited {wait_s:.0f} s for update {version - 1}")
+            metrics = self._train_step(batch, version)
+            self._turn.notify_all()
+            return metrics
+
+    def _train_step(self, batch: list[dict], version: int | None) -> dict:
         t0 = time.perf_counter()
         stats = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "ratio": 0.0, "tokens": 0}
         # A sample whose advantage is 0 adds nothing to the policy gradient: without a KL term it is skipped, which
@@ -181,8 +199,10 @@ class LearnerCore:
 
     def publish(self) -> dict:
         # parameters only: buffers such as rotary inv_freq are computed by the engine itself
-        stats = self.server.publish(self.model.named_parameters(), self.version, self.publish_dtype, self.bucket_mb)
-        return {**stats, "version": self.version, "address": self.server.address}
+        with self._turn:
+            stats = self.server.publish(self.model.named_parameters(), self.version, self.publish_dtype,
+                                        self.bucket_mb)
+            return {**stats, "version": self.version, "address": self.server.address}
 
     def address(self) -> str:
         return self.server.address
@@ -200,7 +220,10 @@ class LearnerCore:
 
     def save(self, directory: str) -> None:
         """HF weights (fp32, loadable by transformers and vLLM) + optimizer and RNG state, in `directory`."""
-        out = Path(directory)
+        with self._turn:
+            self._save(Path(directory))
+
+    def _save(self, out: Path) -> None:
         self.model.save_pretrained(out / "model", safe_serialization=True)
         torch.save({"optimizer": self.opt.state_dict(), "torch_rng": torch.get_rng_state(), "version": self.version},
                    out / "learner_state.pt")
@@ -216,7 +239,9 @@ class LearnerCore:
         torch.set_rng_state(state["torch_rng"])
 
     def set_version(self, version: int) -> None:
-        self.version = version
+        with self._turn:
+            self.version = version
+            self._turn.notify_all()
 
     def close(self) -> None:
         self.server.close()
