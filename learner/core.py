@@ -23,7 +23,24 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from learner.packing import Row, micro_batches, pack_rows, row_tensors
 from minazr.wire import DTYPES, WeightServer
+
+
+def target_logprobs(head, hidden: torch.Tensor, target: torch.Tensor, temperature: float,
+                    chunk: int) -> torch.Tensor:
+    """log softmax(head(hidden) / temperature)[target] per row, `chunk` rows of logits at a time (each chunk is
+    recomputed in backward instead of kept); chunk 0: all at once."""
+    def part(h, y):
+        # the engine samples from softmax(logits / T) and reports those log-probs: the ratio compares like with like
+        return -F.cross_entropy(head(h).float() / temperature, y, reduction="none")
+
+    if chunk <= 0 or len(target) <= chunk:
+        return part(hidden, target)
+    from torch.utils.checkpoint import checkpoint
+
+    return torch.cat([checkpoint(part, hidden[i:i + chunk], target[i:i + chunk], use_reentrant=False)
+                      for i in range(0, len(target), chunk)])
 
 
 def release_freed_memory() -> None:
@@ -94,7 +111,8 @@ class LearnerCore:
 
     def _train_step(self, batch: list[dict], version: int | None) -> dict:
         t0 = time.perf_counter()
-        stats = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "ratio": 0.0, "tokens": 0}
+        stats = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "ratio": 0.0, "tokens": 0,
+                 "processed": 0, "padding": 0}
         # A sample whose advantage is 0 adds nothing to the policy gradient: without a KL term it is skipped, which
         # saves its forward and backward (whole TRR++ groups where every answer scored the same, e.g. all invalid).
         nonempty = [b for b in batch if b["completion_ids"]]
@@ -103,8 +121,9 @@ class LearnerCore:
             raise ValueError(f"a training batch needs one sampling temperature > 0, got {sorted(temperatures)}")
         temperature = temperatures.pop() if temperatures else 1.0
         items = [b for b in nonempty if b["advantage"] != 0 or self.ref is not None]
-        for micro in self._micro_batches(items):
-            self._accumulate(micro, stats, temperature)
+        rows = pack_rows(items, self.cfg.micro_batch_tokens, self.cfg.share_prompts)
+        for micro in micro_batches(rows, self.cfg.micro_batch_tokens):
+            self._accumulate(row_tensors(micro, self.device), stats, temperature)
             release_freed_memory()
         grad_norm = 0.0
         if items:
@@ -120,39 +139,28 @@ class LearnerCore:
         pub = self.publish()
         release_freed_memory()
         n = max(1, stats["tokens"])
+        unpacked = sum(len(b["prompt_ids"]) + len(b["completion_ids"]) for b in items)
         return {"learner/loss": stats["loss"], "learner/pg_loss": stats["pg_loss"], "learner/kl": stats["kl"] / n,
                 "learner/clip_frac": stats["clip_frac"] / n, "learner/ratio_mean": stats["ratio"] / n,
                 "learner/grad_norm": grad_norm, "learner/tokens": stats["tokens"], "learner/samples": len(items),
                 "learner/skipped_zero_advantage": len(nonempty) - len(items),
+                # every position the decoder ran on (prompts once per row, completions), and padding on top
+                "learner/processed_tokens": stats["processed"], "learner/padding_tokens": stats["padding"],
+                "learner/shared_prompt_tokens": unpacked - stats["processed"],
+                "learner/processed_tokens_per_s": stats["processed"] / max(train_s, 1e-9),
                 "learner/tokens_per_s": stats["tokens"] / max(train_s, 1e-9), "time/learner_update": train_s,
                 "time/serialize": pub["serialize_s"], "version": self.version}
 
-    def _micro_batches(self, items: list[dict]):
-        """Group samples (longest first) so each micro-batch's padded size stays under micro_batch_tokens."""
-        order = sorted(items, key=lambda b: -(len(b["prompt_ids"]) + len(b["completion_ids"])))
-        micro, longest = [], 0
-        for b in order:
-            length = len(b["prompt_ids"]) + len(b["completion_ids"])
-            if micro and max(longest, length) * (len(micro) + 1) > self.cfg.micro_batch_tokens:
-                yield micro
-                micro, longest = [], 0
-            micro.append(b)
-            longest = max(longest, length)
-        if micro:
-            yield micro
-
-    def _accumulate(self, micro: list[dict], stats: dict, temperature: float = 1.0) -> None:
-        ids, mask, targets, old, adv, weight = self._tensors(micro)
-        on = weight > 0  # (B, T-1): completion tokens; only their logits are computed
-        logp = self._logprobs(self.model, ids, mask, targets, on, temperature)  # (N,)
-        old, adv, weight = old[on], adv[on], weight[on]
+    def _accumulate(self, t: dict, stats: dict, temperature: float = 1.0) -> None:
+        logp = self._logprobs(self.model, t, temperature)  # (N,) one per completion token
+        old, adv, weight = t["old"], t["adv"], t["weight"]
         ratio = torch.exp(logp - old)
         clipped = torch.clamp(ratio, 1 - self.cfg.clip_eps, 1 + self.cfg.clip_eps)
         pg = -torch.minimum(ratio * adv, clipped * adv)
         per_token = pg
         if self.ref is not None:
             with torch.no_grad():
-                ref_logp = self._logprobs(self.ref, ids, mask, targets, on, temperature)
+                ref_logp = self._logprobs(self.ref, t, temperature)
             delta = ref_logp - logp
             kl = torch.exp(delta) - delta - 1  # k3 estimator, >= 0
             per_token = pg + self.cfg.kl_coef * kl
@@ -163,37 +171,21 @@ class LearnerCore:
         stats["pg_loss"] += float((pg.detach() * weight).sum())
         stats["clip_frac"] += float(((ratio.detach() - clipped.detach()).abs() > 1e-6).sum())
         stats["ratio"] += float(ratio.detach().sum())
-        stats["tokens"] += int(on.sum())
+        stats["tokens"] += len(t["target"])
+        stats["processed"] += t["tokens"]
+        stats["padding"] += t["padded"] - t["tokens"]
 
-    def _logprobs(self, model, ids, mask, targets, on, temperature: float = 1.0) -> torch.Tensor:
-        """log p of the selected target tokens. The decoder runs on every position, but the vocabulary projection
-        (a large share of a small model's compute) only on the positions that predict completion tokens."""
+    def _logprobs(self, model, t: dict, temperature: float = 1.0) -> torch.Tensor:
+        """log p of each completion token (row_tensors' `source` -> `target`). The decoder runs on every position;
+        the vocabulary projection (a large share of a small model's compute) only on the positions that predict
+        completion tokens, `logits_chunk_tokens` at a time (recomputed in backward, so the fp32 logits of a long
+        batch of a 150k-vocabulary model never sit in memory at once)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.autocast_bf16):
-            hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, H)
-            logits = model.get_output_embeddings()(hidden[:, :-1][on])  # (N, V)
-        # the engine samples from softmax(logits / T) and reports those log-probs: the ratio compares like with like
-        return -F.cross_entropy(logits.float() / temperature, targets[on], reduction="none")
-
-    def _tensors(self, micro: list[dict]):
-        """Right-padded inputs and, aligned with positions 1..T-1, targets, behaviour log-probs, advantages and
-        per-token weights (0 on prompt and padding tokens)."""
-        T = max(len(b["prompt_ids"]) + len(b["completion_ids"]) for b in micro)
-        B = len(micro)
-        ids = torch.zeros(B, T, dtype=torch.long)
-        mask = torch.zeros(B, T, dtype=torch.long)
-        old = torch.zeros(B, T - 1)
-        adv = torch.zeros(B, T - 1)
-        weight = torch.zeros(B, T - 1)
-        for i, b in enumerate(micro):
-            seq = list(b["prompt_ids"]) + list(b["completion_ids"])
-            p, c = len(b["prompt_ids"]), len(b["completion_ids"])
-            ids[i, :len(seq)] = torch.tensor(seq)
-            mask[i, :len(seq)] = 1
-            old[i, p - 1:p - 1 + c] = torch.tensor(b["logprobs"], dtype=torch.float32)
-            adv[i, p - 1:p - 1 + c] = b["advantage"]
-            weight[i, p - 1:p - 1 + c] = b["token_weight"]
-        dev = self.device
-        return ids.to(dev), mask.to(dev), ids[:, 1:].to(dev), old.to(dev), adv.to(dev), weight.to(dev)
+            hidden = model.get_decoder()(input_ids=t["ids"], attention_mask=t["mask"],
+                                         position_ids=t["positions"]).last_hidden_state  # (B, T, H)
+            hidden = hidden.reshape(-1, hidden.shape[-1])[t["source"]]  # (N, H)
+            return target_logprobs(model.get_output_embeddings(), hidden, t["target"], temperature,
+                                   self.cfg.logits_chunk_tokens)
 
     # ------------------------------------------------------------ weights
 
@@ -210,10 +202,10 @@ class LearnerCore:
     @torch.no_grad()
     def score(self, token_ids: list[int], start: int) -> list[float]:
         """Log-probs the current weights give token_ids[start:] (same autocast as training)."""
-        ids = torch.tensor([token_ids], device=self.device)
-        on = torch.zeros(1, len(token_ids) - 1, dtype=torch.bool, device=self.device)
-        on[0, start - 1:] = True
-        lp = self._logprobs(self.model, ids, torch.ones_like(ids), ids[:, 1:], on)
+        completion = list(token_ids[start:])
+        item = {"completion_ids": completion, "logprobs": [0.0] * len(completion), "advantage": 0.0,
+                "token_weight": 0.0}
+        lp = self._logprobs(self.model, row_tensors([Row(list(token_ids[:start]), [item])], self.device))
         return [float(x) for x in lp]
 
     # ------------------------------------------------------------ checkpoints

@@ -81,8 +81,16 @@ class LearnerConfig:
     kl_coef: float = param(0.0, "Weight of the KL penalty to the frozen initial model (AZR: 0; the seed: 0.1, "
                                 "see configs/seed.yaml).", min=0.0)
     grad_clip: float = param(1.0, "Gradient norm clipping; 0 turns it off.", min=0.0)
-    micro_batch_tokens: int = param(2048, "Tokens (prompt + completion, padded) per forward/backward micro-batch; "
-                                          "gradients accumulate over the micro-batches of a step.", min=64)
+    micro_batch_tokens: int = param(2048, "Tokens (rows of prompt + completions, padded) per forward/backward "
+                                          "micro-batch; gradients accumulate over the micro-batches of a step.",
+                                    min=64)
+    share_prompts: bool = param(True, "Pack the completions of one prompt into one row behind a single copy of "
+                                      "the prompt (a block attention mask), so the decoder reads each prompt once "
+                                      "per row instead of once per completion; same loss and gradients.")
+    logits_chunk_tokens: int = param(2048, "Completion tokens per chunk of the vocabulary projection; chunks are "
+                                           "recomputed in backward, so at most this many rows of fp32 logits live "
+                                           "at once (152k-vocabulary models: ~1.2 GB per 2048); 0: one chunk.",
+                                     min=0)
     autocast_bf16: bool = param(True, "Run forward/backward in bf16 autocast over fp32 master weights.")
     gradient_checkpointing: bool = param(False, "Recompute activations in backward to save memory.")
     freeze: list[str] = param([], "Parameters left untrained: names containing any of these strings (e.g. "

@@ -125,6 +125,38 @@ def test_the_ratio_uses_the_sampling_temperature(tiny_model):
         core.close()
 
 
+SHARED = [  # three answers to one prompt (packed behind one copy of it) and one to another prompt
+    ([1, 2, 3, 4, 5], [6, 7, 8], 1.0, 0.1, [0.0, 0.3, -0.3]),
+    ([1, 2, 3, 4, 5], [9, 10], -0.5, 0.1, [0.2, 0.0]),
+    ([1, 2, 3, 4, 5], [11, 12, 13, 14], 2.0, 0.1, [-0.2, 0.1, 0.0, 0.4]),
+    ([8, 9], [10, 11, 12], -2.0, 0.25, [0.4, -0.4, 0.0]),
+]
+
+
+@pytest.mark.parametrize("overrides", [{"share_prompts": True}, {"share_prompts": True, "logits_chunk_tokens": 2},
+                                       {"share_prompts": False}])
+def test_packed_rows_and_chunked_logits_give_the_same_loss_and_step(tiny_model, overrides):
+    """Completions of one prompt packed behind one copy of it, the vocabulary projection in chunks of 2 tokens, or
+    one padded row per sample: the loss is the hand-computed one, and the update equals the plain path's."""
+    plain = learner(tiny_model, clip_eps=0.2, share_prompts=False, logits_chunk_tokens=0)
+    core = learner(tiny_model, clip_eps=0.2, **overrides)
+    try:
+        b = batch(core, SHARED)
+        want, _ = expected_loss(core, SHARED, b, eps=0.2, kl_coef=0.0)
+        m = core.train_step(b)
+        assert m["learner/loss"] == pytest.approx(want, rel=1e-4, abs=1e-6)
+        plain.train_step(b)
+        for (name, a), (_, p) in zip(core.model.named_parameters(), plain.model.named_parameters()):
+            assert torch.allclose(a, p, atol=1e-6), name
+        unpacked = sum(len(p) + len(c) for p, c, *_ in SHARED)
+        shared = overrides["share_prompts"]
+        assert m["learner/processed_tokens"] == unpacked - (10 if shared else 0)  # the prompt read once, not 3x
+        assert m["learner/shared_prompt_tokens"] == (10 if shared else 0)
+    finally:
+        core.close()
+        plain.close()
+
+
 def test_one_step_raises_good_completions_and_lowers_bad_ones(tiny_model):
     core = learner(tiny_model, lr=1e-2)
     try:
