@@ -86,7 +86,7 @@ class LearnerCore:
         self.version = 0
         self.publish_dtype = DTYPES[publish_dtype]
         self.bucket_mb = bucket_mb
-        self.server = WeightServer(host, cfg.weight_port or None)
+        self.server = WeightServer(host, cfg.weight_port or None, "/dev/shm" if cfg.weight_shm else None)
         # Updates, publishes and saves never overlap, and numbered updates apply in version order, even if the
         # actor around this class runs calls on several threads (Ray orders calls only for single-threaded actors)
         self._turn = threading.Condition(threading.RLock())

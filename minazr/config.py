@@ -100,6 +100,10 @@ class LearnerConfig:
     num_cpus: float = param(0.0, "Ray CPU resource the learner reserves (0 on one small machine: it shares the "
                                  "cores with the engines, which idle while it trains).", min=0.0)
     num_gpus: float = param(0.0, "GPUs for the learner; > 0 trains on CUDA.", min=0.0)
+    weight_shm: bool = param(True, "Rollout workers on the learner's machine read published weights from a "
+                                   "shared-memory file (/dev/shm, about two copies of the model in the engine "
+                                   "dtype) instead of over the socket; workers on other nodes always use the "
+                                   "socket.")
     weight_port: int = param(0, "TCP port of the learner's ZMQ weight server, bound to the learner node's own "
                                 "address; 0 picks a free port.", min=0, max=65535)
 
