@@ -183,11 +183,11 @@ def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats) ->
         pipe.submit(0, res.samples, res.metrics)
         (_, m), = pipe.drain()
         total = time.perf_counter() - t0
-        phases = {"generate": m["time/propose_generate"] + m["time/solve_generate"],
+        phases = {"rollout": m["time/rollout"],  # generation, with validation and judging overlapped
                   "execute": m["time/validate"] + m["time/judge"],
                   "learner_update": m["time/learner_update"] + m["time/serialize"],
                   "weight_sync": m["time/weight_sync"]}
-        phases["other"] = max(0.0, total - sum(phases.values()))
+        phases["other"] = max(0.0, total - phases["rollout"] - phases["learner_update"] - phases["weight_sync"])
         phases["total"] = total
         return sync, phases
     finally:

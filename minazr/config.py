@@ -187,6 +187,16 @@ class SelfPlayConfig:
                                    "that was never trained to write <think> (Qwen2.5-Coder-0.5B: 0 of 16 solver "
                                    "answers in a first step without it) otherwise fails the think format on every "
                                    "answer, and RL gets no signal.")
+    streaming: bool = param(True, "Stream the step through the rollout engines: each proposal is validated and its "
+                                  "Monte-Carlo solves queued as soon as it finishes, answers are judged as they "
+                                  "finish, and new requests join the batch the engines are decoding. false: "
+                                  "rounds of one generate call each (proposals and buffer solves, then "
+                                  "Monte-Carlo solves). Both are deterministic for a given seed (--resume "
+                                  "regenerates the same samples); they sample different batches, so not the same "
+                                  "completions as each other.")
+    stream_steps: int = param(8, "Engine steps (one token per running sequence) per streaming round; finished "
+                                 "requests come back, and requests added since join, between rounds. Larger: "
+                                 "fewer round trips, follow-ups queue longer.", min=1)
 
 
 @dataclass

@@ -36,6 +36,7 @@ class Sampling:
 class GenRequest:
     prompt: str  # fully rendered text (template applied)
     n: int  # completions wanted
+    seed: int | None = None  # this request's sampling seed (overrides Sampling.seed + index)
 
 
 @dataclass

@@ -2,19 +2,26 @@
 
     result = selfplay_step(policy, buffers, tasks, executor, cfg, scheme, render, rng, step)
 
-Top to bottom, for every task type in the config:
-  1. propose   one generate call: proposer prompts (K references from the buffer, or a program for induction).
-  2. validate  parse each proposal and run it in the sandbox (twice, in separate processes); the executor, never
-               the model, supplies gold answers. Trivial tasks are invalid (tasks/code_tasks.py); a copy (its
-               novelty key equals a reference's or any buffer entry's) gets the duplicate penalty and no
-               learnability. Valid, new proposals enter their buffer.
-  3. solve     one generate call holding both the Monte-Carlo solves of every valid proposal (n_mc each; their
-               solve rate is the proposer's learnability, and with `train_on_mc` they are solver samples too) and
-               the solver prompts (n_solve each, trained on): this step's new tasks first (`fresh_solves`, when
-               their Monte-Carlo solves are not trained on already), then the buffers.
-  4. judge     every answer is parsed and checked (in the sandbox when model code or literals are involved).
+Requests stream through the policy (minazr/stream.py): each is handled as soon as it finishes, while the engines
+go on decoding the rest. For every task type in the config:
+  1. propose   proposer prompts (K references from the buffer, or a program for induction), sent at once together
+               with the solver prompts drawn from the buffers (they do not depend on this step's proposals).
+  2. validate  each finished proposal is parsed and run in the sandbox (twice, in separate processes); the
+               executor, never the model, supplies gold answers. Trivial tasks are invalid (tasks/code_tasks.py); a
+               copy (its novelty key equals a reference's, any buffer entry's or an earlier proposal's) gets the
+               duplicate penalty and no learnability. Valid, new proposals enter their buffer, and their
+               Monte-Carlo solves (n_mc each; the solve rate is the proposer's learnability, and with `train_on_mc`
+               they are solver samples too) go out at once.
+  3. solve     solver prompts (n_solve each, trained on) from the buffers, never this step's new tasks; with
+               `fresh_solves` and not `train_on_mc`, this step's new tasks first, and then (the one barrier the
+               algorithm needs) they go out once every proposal is validated.
+  4. judge     every finished answer is parsed and checked (in the sandbox when model code or literals are
+               involved), while the engines decode the rest.
   5. rewards   solver: correct / wrong / unparseable; proposer: learnability 1 - solve rate, or invalid.
   6. advantages over all trainable samples, and per-token loss weights.
+Request i of a step samples with the step's seed + i and samples are ordered by request, so a step's result does
+not depend on when each request finishes. With `selfplay.streaming: false` (or a Policy that cannot stream) every
+round generates all requests queued so far in one call: proposals and buffer solves, then Monte-Carlo solves.
 Returns the scored samples (token ids, behaviour log-probs, policy version, reward, advantage) and step metrics.
 A batch where every proposal is invalid, or every answer unparseable, is a normal step, and so is any exception
 raised while parsing, validating or judging one completion: it is that sample's failure, recorded with its reason
@@ -36,6 +43,7 @@ from minazr.literals import input_order_depends_on_seed
 from minazr.parsing import ParseError, has_reasoning, reasoning_chars
 from minazr.policy import GenRequest, Generation, Policy, Sampling, ScoredSample
 from minazr.rewards import RewardScheme, proposer_reward, solver_reward
+from minazr.stream import Stream, open_stream
 from minazr.tasks import Entry, Invalid, Task
 
 log = logging.getLogger(__name__)
@@ -89,33 +97,56 @@ class _Ids:
 
 def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], executor: Executor, cfg,
                   scheme: RewardScheme, render, rng: random.Random, step: int, timeout_s: float = 5.0,
-                  estimator: str = "trr++", weighting: str = "token", on_phase=None, confirm_runs: int = 2) -> StepResult:
-    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens, seed=rng.randrange(2**31))
+                  estimator: str = "trr++", weighting: str = "token", on_phase=None, confirm_runs: int = 2,
+                  stream: Stream | None = None) -> StepResult:
+    sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens)
     solve_sampling = replace(sampling, max_tokens=cfg.solve_max_tokens or cfg.max_tokens)
-    ids, timings = _Ids(), {}
-    phase = on_phase or (lambda name: None)
-
-    phase("propose")
-    t0 = time.perf_counter()
-    proposals = propose(policy, buffers, tasks, cfg.propose_per_task, cfg.n_propose, render, rng, sampling, ids)
-    timings["time/propose_generate"] = time.perf_counter() - t0
-
-    phase("validate")
-    t0 = time.perf_counter()
-    new_entries = validate(proposals, executor, timeout_s, step, confirm_runs, buffers, tasks)
-    added = {id(e) for e in new_entries if buffers[e.task].add(e)}
-    timings["time/validate"] = time.perf_counter() - t0
-
-    phase("solve")
-    t0 = time.perf_counter()
-    mc, solves = solve(policy, buffers, tasks, proposals, cfg, render, rng, solve_sampling, ids)
-    timings["time/solve_generate"] = time.perf_counter() - t0
-
-    phase("judge")
-    t0 = time.perf_counter()
-    judge(mc + solves, executor, timeout_s)
+    (on_phase or (lambda name: None))("rollout")
+    t_start = time.perf_counter()
+    roll = _Rollout(stream or open_stream(policy, cfg.stream_steps, cfg.streaming), rng.randrange(2**31))
+    timings: Counter = Counter()
+    try:
+        # requests that do not depend on this step's proposals go out together
+        for task in tasks.values():
+            for _ in range(cfg.propose_per_task):
+                ctx = task.propose_context(buffers, rng)
+                roll.add("propose", task, ctx, render(task.propose_prompt(ctx)), cfg.n_propose, sampling)
+        deferred = cfg.fresh_solves and not cfg.train_on_mc  # solver prompts wait for this step's new tasks
+        if not deferred:
+            for task, entry in solver_entries(buffers, tasks, cfg, rng, []):
+                roll.add("solve", task, entry, render(task.solve_prompt(entry)), cfg.n_solve, solve_sampling)
+        proposals, mc, solves, new_entries, added = [], [], [], [], set()
+        while roll.stream.busy():
+            t0 = time.perf_counter()
+            finished = roll.next()
+            timings["time/stream_wait"] += time.perf_counter() - t0
+            new = [p for role, p in finished if role == "propose"]
+            answers = [s for role, s in finished if role != "propose"]
+            t0 = time.perf_counter()
+            for e in validate(new, executor, timeout_s, step, confirm_runs, buffers, tasks):
+                new_entries.append(e)
+                if buffers[e.task].add(e):
+                    added.add(id(e))
+            for p in new:  # the Monte-Carlo solves of a valid proposal go out as soon as it is validated
+                if p.entry is not None:
+                    roll.add("mc", p.task, p.entry, render(p.task.solve_prompt(p.entry)), cfg.n_mc, solve_sampling)
+            timings["time/validate"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            judge(answers, executor, timeout_s)
+            timings["time/judge"] += time.perf_counter() - t0
+            proposals += new
+            mc += [s for role, s in finished if role == "mc"]
+            solves += [s for role, s in finished if role == "solve"]
+            if deferred and not roll.outstanding("propose"):
+                deferred = False
+                fresh = [(p.task, p.entry) for p in proposals if p.entry is not None]
+                for task, entry in solver_entries(buffers, tasks, cfg, rng, fresh):
+                    roll.add("solve", task, entry, render(task.solve_prompt(entry)), cfg.n_solve, solve_sampling)
+    finally:
+        roll.stream.close()
+    timings["time/rollout"] = time.perf_counter() - t_start
+    proposals, mc, solves = (sorted(x, key=lambda r: r.sample.prompt_id) for x in (proposals, mc, solves))
     retracted = retract_flawed(proposals, mc + solves, buffers)
-    timings["time/judge"] = time.perf_counter() - t0
 
     scored_mc = [s for s in mc if not (s.infra or s.no_verdict)]
     trained = (mc if cfg.train_on_mc else []) + solves  # solver samples trained on
@@ -127,12 +158,62 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
     weights = token_weights([len(s.completion_token_ids) for s in samples], weighting)
     for s, a, w in zip(samples, advantages, weights):
         s.advantage, s.token_weight = a, w
-    metrics = step_metrics(proposals, trained, buffers, added, mc + solves) | timings
+    metrics = step_metrics(proposals, trained, buffers, added, mc + solves) | dict(timings)
     metrics["sandbox_failures"] = sum(x.infra for x in proposals + mc + solves)
     metrics["retracted_tasks"] = retracted
     metrics["gen/completion_tokens"] = sum(len(x.sample.completion_token_ids) for x in proposals + mc + solves)
     metrics["gen/completions"] = len(proposals) + len(mc) + len(solves)
+    metrics["gen/tokens_per_s"] = metrics["gen/completion_tokens"] / max(timings["time/rollout"], 1e-9)
     return StepResult(samples, metrics, new_entries)
+
+
+class _Rollout:
+    """The step's requests on a stream: each gets the next seed (step seed + submission index) and prompt id, so a
+    step's samples and their order do not depend on when each request finishes."""
+
+    def __init__(self, stream: Stream, seed: int):
+        self.stream, self.seed = stream, seed
+        self.ids = _Ids()
+        self.open: Counter = Counter()  # role -> requests not finished yet
+
+    def add(self, role: str, task: Task, data, prompt: str, n: int, sampling: Sampling) -> None:
+        pid = self.ids()
+        self.open[role] += 1
+        self.stream.add((role, pid, task, data, prompt, sampling.temperature), GenRequest(prompt, n, self.seed + pid),
+                        sampling)
+
+    def outstanding(self, role: str) -> int:
+        return self.open[role]
+
+    def next(self) -> list[tuple[str, object]]:
+        """(role, _Proposal or _Solve) for every completion of the requests that finished, parsed, in request order."""
+        out = []
+        for (role, pid, task, data, prompt, temperature), gen in sorted(self.stream.next(), key=lambda kg: kg[0][1]):
+            self.open[role] -= 1
+            for c in gen.completions:
+                sample = _sample(task.name, "propose" if role == "propose" else "solve", pid, prompt, gen, c,
+                                 temperature)
+                if role == "propose":
+                    p = _Proposal(task, data, sample)
+                    p.fields, p.reason = _per_sample("parse_proposal", task.parse_proposal, c.text, data)
+                    out.append((role, p))
+                else:
+                    s = _Solve(task, data, sample)
+                    s.answer, s.reason = _per_sample("parse_answer", task.parse_answer, c.text, data)
+                    out.append((role, s))
+        return out
+
+
+def solver_entries(buffers: Buffers, tasks: dict[str, Task], cfg, rng, fresh: list) -> list[tuple[Task, Entry]]:
+    """solve_per_task entries per task: this step's new tasks first (`fresh`, when fresh_solves and their
+    Monte-Carlo solves are not trained on already), then tasks sampled from the buffer, never one of `fresh`."""
+    out = []
+    for task in tasks.values():
+        mine = [e for t, e in fresh if t.name == task.name]
+        mine = rng.sample(mine, min(len(mine), cfg.solve_per_task))
+        older = buffers[task.name].sample(cfg.solve_per_task - len(mine), rng, {e.key for _, e in fresh})
+        out += [(task, e) for e in mine + older]
+    return out
 
 
 # ---------------------------------------------------------------- phases
@@ -256,31 +337,6 @@ def confirm(todo: list[tuple], results: list[list[ExecResult]], executor: Execut
             results[i][k] = ExecResult(False, error="non-deterministic: other hash seeds gave another output",
                                        nondeterministic=True)
     return results
-
-
-def solve(policy, buffers, tasks, proposals, cfg, render, rng, sampling, ids) -> tuple[list[_Solve], list[_Solve]]:
-    """One generate call: Monte-Carlo solves of the valid proposals, and the solver prompts: this step's new tasks
-    first (unless their Monte-Carlo solves are trained on already), then tasks sampled from the buffers."""
-    mc_entries = [(p.task, p.entry) for p in proposals if p.entry is not None]
-    new_keys = {e.key for _, e in mc_entries}
-    solve_entries = []
-    for task in tasks.values():
-        fresh = [e for t, e in mc_entries if t.name == task.name] if cfg.fresh_solves and not cfg.train_on_mc else []
-        fresh = rng.sample(fresh, min(len(fresh), cfg.solve_per_task))
-        exclude = new_keys if cfg.train_on_mc else {e.key for e in fresh}
-        older = buffers[task.name].sample(cfg.solve_per_task - len(fresh), rng, exclude)
-        solve_entries += [(task, e) for e in fresh + older]
-    jobs = [(task, e, cfg.n_mc) for task, e in mc_entries] + [(task, e, cfg.n_solve) for task, e in solve_entries]
-    prompts = [render(task.solve_prompt(e)) for task, e, _ in jobs]
-    gens = _generate(policy, [GenRequest(p, n) for p, (_, _, n) in zip(prompts, jobs)], sampling)
-    out: list[list[_Solve]] = [[], []]
-    for i, ((task, entry, _), prompt, gen) in enumerate(zip(jobs, prompts, gens)):
-        pid = ids()
-        for c in gen.completions:
-            s = _Solve(task, entry, _sample(task.name, "solve", pid, prompt, gen, c, sampling.temperature))
-            s.answer, s.reason = _per_sample("parse_answer", task.parse_answer, c.text, entry)
-            out[0 if i < len(mc_entries) else 1].append(s)
-    return out[0], out[1]
 
 
 def judge(solves: list[_Solve], executor: Executor, timeout_s: float) -> None:

@@ -115,8 +115,6 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
     def finish(done):
         for step, metrics in done:
             metrics["time/step"] = time.perf_counter() - metrics.pop("_t0")
-            gen_s = metrics.get("time/propose_generate", 0.0) + metrics.get("time/solve_generate", 0.0)
-            metrics["gen/tokens_per_s"] = metrics.get("gen/completion_tokens", 0) / max(gen_s, 1e-9)
             sink.log(metrics, step)
             bar.write(_summary(step, metrics))
 

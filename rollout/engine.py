@@ -3,6 +3,7 @@ rollout/worker.py is a thin wrapper, so tests can use it in-process).
 
     engine = RolloutEngine(model_path, cfg.rollout, seed=0, worker_index=0)
     gens = engine.generate([("prompt text", 4)], Sampling(temperature=1.0, max_tokens=256))
+    done = engine.advance([("key", "prompt text", 4, seed, sampling)], steps=8)  # streaming: [(key, Generation)]
     engine.load_weights("tcp://10.0.0.5:5555", version=3)    # fetched over ZMQ inside the engine's worker
     engine.score(token_ids, start)                           # log-probs of token_ids[start:] (for tests, evals)
 """
@@ -22,6 +23,13 @@ def cpu_binding(worker_index: int, cores_per_worker: int, num_workers: int) -> s
     start = (worker_index * per) % len(cores)
     chosen = [cores[(start + k) % len(cores)] for k in range(min(per, len(cores)))]
     return ",".join(map(str, chosen))
+
+
+def _params(n: int, sampling: Sampling, seed: int | None):
+    from vllm import SamplingParams
+
+    return SamplingParams(n=n, temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
+                          ignore_eos=sampling.ignore_eos, logprobs=0, seed=seed, stop=list(sampling.stop) or None)
 
 
 class RolloutEngine:
@@ -52,6 +60,7 @@ class RolloutEngine:
         else:
             kwargs["kv_cache_memory_bytes"] = int(cfg.kv_cache_gb * 2**30)
         self.llm = LLM(**kwargs)
+        self.streaming: set[str] = set()  # keys of streamed requests not finished yet
         self.version = 0
         self.worker_index = worker_index
         self.binding = os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
@@ -60,28 +69,60 @@ class RolloutEngine:
                  seeds: list[int] | None = None) -> list[Generation]:
         """n completions per prompt with token ids, behaviour log-probs of the sampled tokens, finish reasons;
         `seeds` (one per request) makes each request's sampling reproducible."""
-        from vllm import SamplingParams
-
         if not requests:
             return []
+        if self.streaming:
+            raise RuntimeError("generate() while streamed requests are unfinished (cancel() them first)")
         seeds = seeds or [None] * len(requests)
-        params = [SamplingParams(n=n, temperature=sampling.temperature, top_p=sampling.top_p,
-                                 max_tokens=sampling.max_tokens, ignore_eos=sampling.ignore_eos, logprobs=0,
-                                 seed=seed, stop=list(sampling.stop) or None)
-                  for (_, n), seed in zip(requests, seeds)]
+        params = [_params(n, sampling, seed) for (_, n), seed in zip(requests, seeds)]
         outs = self.llm.generate([p for p, _ in requests], params, use_tqdm=False)
-        gens = []
-        for out in outs:
-            comps = []
-            for c in out.outputs:
-                ids = list(c.token_ids)
-                lps = [c.logprobs[i][t].logprob for i, t in enumerate(ids)] if c.logprobs else [0.0] * len(ids)
-                comps.append(Completion(c.text, ids, lps, c.finish_reason or "stop"))
-            gens.append(Generation(list(out.prompt_token_ids), comps, self.version))
-        return gens
+        return [self._generation(out) for out in outs]
+
+    def advance(self, adds: list[tuple[str, str, int, int | None, Sampling]], steps: int) -> list[tuple]:
+        """Streaming: add requests (key, prompt, n, seed, sampling) to the running batch, run up to `steps` engine
+        steps (fewer when nothing is left), and return (key, Generation) for each request that finished. Requests
+        join the batch the engine is already decoding (continuous batching); the same calls in the same order give
+        the same completions (the engine runs in this process, and a step count, not a clock, ends each call)."""
+        from vllm.sampling_params import RequestOutputKind
+
+        engine = self.llm.llm_engine
+        for key, prompt, n, seed, sampling in adds:
+            params = _params(n, sampling, seed)
+            params.output_kind = RequestOutputKind.FINAL_ONLY
+            engine.add_request(str(key), prompt, params)
+            self.streaming.add(str(key))
+        done = []
+        for _ in range(steps):
+            if not engine.has_unfinished_requests():
+                break
+            for out in engine.step():
+                if out.finished:
+                    self.streaming.discard(out.request_id)
+                    done.append((out.request_id, self._generation(out)))
+        return done
+
+    def cancel(self) -> int:
+        """Abort every unfinished streamed request; returns how many there were."""
+        keys = list(self.streaming)
+        if keys:
+            self.llm.llm_engine.abort_request(keys)
+            while self.llm.llm_engine.has_unfinished_requests():
+                self.llm.llm_engine.step()
+        self.streaming.clear()
+        return len(keys)
+
+    def _generation(self, out) -> Generation:
+        comps = []
+        for c in out.outputs:
+            ids = list(c.token_ids)
+            lps = [c.logprobs[i][t].logprob for i, t in enumerate(ids)] if c.logprobs else [0.0] * len(ids)
+            comps.append(Completion(c.text, ids, lps, c.finish_reason or "stop"))
+        return Generation(list(out.prompt_token_ids), comps, self.version)
 
     def load_weights(self, address: str, version: int | None) -> dict:
         """Fetch weights (None: the newest) from the learner's weight server; serve them from now on."""
+        if self.streaming:
+            raise RuntimeError("load_weights() while streamed requests are unfinished")
         t0 = time.perf_counter()
         (stats,) = self.llm.collective_rpc("minazr_load_weights", args=(address, version))
         self.llm.reset_prefix_cache()  # cached KV blocks were computed by the old weights

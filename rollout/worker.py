@@ -117,7 +117,8 @@ class RolloutPool:
         while queue or running:
             while queue and idle:
                 slot, chunk = idle.popleft(), queue.popleft()
-                seeds = None if sampling.seed is None else [sampling.seed + i for i in chunk]
+                seeds = [requests[i].seed if requests[i].seed is not None
+                         else None if sampling.seed is None else sampling.seed + i for i in chunk]
                 ref = self.workers[slot].generate.remote([(requests[i].prompt, requests[i].n) for i in chunk],
                                                          sampling, seeds)
                 running[ref] = (slot, chunk, time.monotonic() + self.timeout_s)
@@ -140,6 +141,11 @@ class RolloutPool:
                 out[i] = gen
             idle.append(slot)
         return out
+
+    def stream(self, steps: int = 8) -> "PoolStream":
+        """A Stream (minazr/stream.py) over the workers' engines: see PoolStream."""
+        self._settle()
+        return PoolStream(self, steps)
 
     def load_weights(self, address: str, version: int | None) -> list[dict]:
         """Every worker fetches `version` (None: the newest) from the weight server at `address`."""
@@ -239,3 +245,104 @@ class RolloutPool:
             raise PoolError(f"rollout worker {first[0]} did not {what} within {self.timeout_s:.0f} s "
                             f"(rollout.timeout_s)")
         return ready[0]
+
+
+class PoolStream:
+    """Streaming generation over the pool: every worker's engine keeps its own running batch.
+
+    add() queues a request for the worker with the least unfinished work. next() waits for the advance calls in
+    flight (each: add the queued requests, run `steps` engine steps), at once sends the next round (so the engines
+    keep decoding while the caller validates and judges what came back), and returns the requests that finished.
+    Requests added after a next() therefore join the round after the one it started: rounds are fixed in number of
+    engine steps and the workers move in lockstep, so the same adds give the same completions run after run.
+
+    A worker that dies mid-stream is replaced as in generate(); its unfinished requests start again on the others
+    (their seeds make them the same requests, though not the same batches), nothing is lost or returned twice.
+    """
+
+    def __init__(self, pool: RolloutPool, steps: int):
+        self.pool, self.steps = pool, max(1, steps)
+        n = len(pool.workers)
+        self.queued: list[list[tuple]] = [[] for _ in range(n)]  # per slot: (id, prompt, n, seed, sampling)
+        self.assigned: list[dict] = [{} for _ in range(n)]  # per slot: id -> the add, until it finishes
+        self.keys: dict[str, object] = {}  # request id -> caller's key
+        self.flight: dict = {}  # ref -> (slot, deadline)
+        self.counter = 0
+
+    def add(self, key, request: GenRequest, sampling: Sampling) -> None:
+        rid = f"r{self.counter}"
+        self.counter += 1
+        self.keys[rid] = key
+        self._assign((rid, request.prompt, request.n, request.seed, sampling))
+
+    def busy(self) -> bool:
+        return bool(self.flight) or any(self.queued) or any(self.assigned)
+
+    def next(self) -> list[tuple]:
+        if not self.flight:
+            self._launch()
+        done = []
+        for ref, (slot, deadline) in list(self.flight.items()):
+            del self.flight[ref]
+            try:
+                finished = self.pool._get(ref, slot, "stream", deadline, deaths=True)
+            except DEATHS as e:
+                self._lost(slot, e)
+                continue
+            for rid, gen in finished:
+                self.assigned[slot].pop(rid, None)
+                done.append((self.keys.pop(rid), gen))
+        self._launch()
+        return done
+
+    def close(self) -> None:
+        """Abort whatever is unfinished (a step that raised); the engines are ready for generate() again."""
+        for ref in list(self.flight):
+            try:
+                ray.get(ref, timeout=self.pool.timeout_s)
+            except Exception:  # a dead worker: nothing left to abort there
+                pass
+        self.flight.clear()
+        for slot, w in enumerate(self.pool.workers):
+            if self.assigned[slot]:
+                try:
+                    ray.get(w.cancel.remote(), timeout=self.pool.timeout_s)
+                except Exception:
+                    pass
+        self.queued = [[] for _ in self.queued]
+        self.assigned = [{} for _ in self.assigned]
+
+    def _launch(self) -> None:
+        serving = self._serving()
+        for slot in serving:
+            if self.queued[slot] or self.assigned[slot]:
+                adds, self.queued[slot] = self.queued[slot], []
+                ref = self.pool.workers[slot].advance.remote(adds, self.steps)
+                self.flight[ref] = (slot, time.monotonic() + self.pool.timeout_s)
+
+    def _serving(self) -> list[int]:
+        if self.pool.starting:  # replacements that have loaded their weights serve from now on
+            ready, _ = ray.wait(list(self.pool.starting), num_returns=len(self.pool.starting), timeout=0)
+            for ref in ready:
+                self.pool._started(ref)
+        starting = {slot for slot, _ in self.pool.starting.values()}
+        if len(starting) == len(self.pool.workers):  # every worker is being replaced: wait for them
+            self.pool._settle()
+            starting = set()
+        return [s for s in range(len(self.pool.workers)) if s not in starting]
+
+    def _assign(self, add: tuple) -> None:
+        serving = self._serving()
+        slot = min(serving, key=lambda s: (sum(a[2] for a in self.assigned[s].values()), s))
+        self.assigned[slot][add[0]] = add
+        self.queued[slot].append(add)
+
+    def _lost(self, slot: int, error: Exception) -> None:
+        """The worker in `slot` died: replace it, and hand its unfinished requests to the workers still serving."""
+        if not is_death(error):
+            raise PoolError(f"rollout worker {slot} failed to generate: {root_cause(error)}") from None
+        lost = list(self.assigned[slot].values())
+        self.assigned[slot], self.queued[slot] = {}, []
+        self.pool._replace(slot, error)
+        for add in lost:
+            self._assign(add)

@@ -268,7 +268,7 @@ def test_monte_carlo_solves_are_trained_on_and_solver_prompts_come_from_older_ta
     seen = []
     res, _ = play(executor, _fresh_script(seen), buffers=with_entry(TRIPLE, "2", "6"), n_mc=2, solve_per_task=1,
                   n_solve=3, train_on_mc=True)
-    assert seen == [(2, True), (3, False)]
+    assert seen == [(3, False), (2, True)]  # the older task's solver prompt goes out with the proposals
     sols = roles(res, "solve")
     assert len(sols) == 5 and [s.reward for s in sols[:2]] == [1.0, 1.0]  # the on-policy MC solves, scored
     assert roles(res, "propose")[0].reward == 0.0  # always solved: no learnability
