@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -195,14 +196,127 @@ def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats) ->
         ray.kill(learner)
 
 
-def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, repeats: int, out: str) -> dict:
+def parse_loop_settings(text: str) -> list[tuple[int, int, int]]:
+    """'0,1,1/1+1' -> [(staleness, engine cores, learner threads)]: 0 cores/threads leaves the config's split."""
+    out = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        staleness, _, split = item.partition("/")
+        engine, _, learner = split.partition("+")
+        values = (int(staleness), int(engine or 0), int(learner or 0))
+        if min(values) < 0:
+            raise ValueError(item)
+        out.append(values)
+    return out
+
+
+def measure_loop(cfg: Config, steps: int, staleness: int, out_dir: Path, engine_cores: int = 0,
+                 learner_threads: int = 0) -> tuple[dict, list]:
+    """`steps` steps of the real training loop (`minazr train`: seeding, streaming self-play, judge, learner,
+    weight sync, all on), timed from the end of its first step's rollout to the end of its last one's (the first
+    step warms up compiled kernels and caches). Returns the steady-state figures and each step's requests."""
+    from minazr.config import load_config
+    from minazr.train import run_training
+
+    split = f"-cores{engine_cores}+{learner_threads}" if engine_cores or learner_threads else ""
+    run_dir = out_dir / f"loop-staleness{staleness}{split}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    overrides = [f"train.steps={steps}", f"train.max_staleness={staleness}", f"run.out_dir={run_dir}",
+                 "eval.every=0", "train.checkpoint_every=0", "train.sample_table_every=0", "train.tensorboard=false"]
+    overrides += [f"rollout.cpu_cores_per_worker={engine_cores}"] if engine_cores else []
+    overrides += [f"learner.threads={learner_threads}"] if learner_threads else []
+    lcfg = load_config(None, overrides, base=cfg)
+    marks, requests = [], []
+
+    def on_step(step, result):
+        marks.append(time.perf_counter())
+        requests.append(result.requests)
+
+    t0 = time.perf_counter()
+    run_training(lcfg, on_step=on_step)
+    total = time.perf_counter() - t0
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steady = metrics[1:]
+    wall = marks[-1] - marks[0]
+    total_of = lambda key: sum(m.get(key, 0.0) for m in steady)  # noqa: E731
+    report = {
+        "steps": steps, "max_staleness": staleness, "engine_cores": engine_cores or "all",
+        "learner_threads": learner_threads or "all", "steady_steps": len(steady), "wall_s": wall,
+        "run_s": total, "step_s": wall / max(1, len(steady)),
+        "in_loop_generation_tokens_per_s": total_of("gen/completion_tokens") / max(total_of("time/rollout"), 1e-9),
+        "completions_per_s": total_of("gen/completions") / wall,
+        "completions_per_step": total_of("gen/completions") / max(1, len(steady)),
+        "trained_samples_per_s": total_of("learner/samples") / wall,
+        "learner_tokens_per_s": total_of("learner/processed_tokens") / max(total_of("time/learner_update"), 1e-9),
+        "learner_completion_tokens_per_s": total_of("learner/tokens") / max(total_of("time/learner_update"), 1e-9),
+        "weight_sync_s": total_of("time/weight_sync") / max(1, len(steady)),
+        "weight_sync_share": total_of("time/weight_sync") / wall,
+        "rollout_s": total_of("time/rollout") / max(1, len(steady)),
+        "learner_update_s": total_of("time/learner_update") / max(1, len(steady)),
+        "learner_wait_s": total_of("time/learner_wait") / max(1, len(steady)),
+    }
+    return report, requests[1:]
+
+
+def measure_replay(model_path, cfg: Config, step_requests: list, seeded: bool) -> dict:
+    """The loop's own requests (every step after the first), each step's all at once through the pool's stream:
+    what the engines do on exactly these prompts with nothing waiting on anything (EOS honoured)."""
+    from rollout.worker import start_pool
+
+    pool = start_pool(model_path, cfg.rollout, cfg.run.seed)
+    try:
+        tokens, seconds, completions = 0, 0.0, 0
+        for requests in step_requests:
+            stream = pool.stream(cfg.selfplay.stream_steps)
+            for i, (request, sampling) in enumerate(requests):
+                stream.add(i, request if seeded else dataclasses.replace(request, seed=None), sampling)
+            t0 = time.perf_counter()
+            while stream.busy():
+                for _, gen in stream.next():
+                    tokens += sum(len(c.token_ids) for c in gen.completions)
+                    completions += len(gen.completions)
+            seconds += time.perf_counter() - t0
+        return {"output_tokens_per_s": tokens / max(seconds, 1e-9), "completions_per_s": completions / seconds,
+                "seeded": seeded, "tokens": tokens}
+    finally:
+        pool.close()
+
+
+def measure_peer(model_path, step_requests: list, cfg: Config, steps: int) -> dict:
+    """TRL's GRPOTrainer (minazr/bench_peer.py) on the loop's own prompts: as many completions per step as the loop's
+    steps had, in groups of selfplay.n_solve, at selfplay.max_tokens."""
+    from minazr import bench_peer
+
+    missing = bench_peer.available()
+    if missing:
+        return {"skipped": f"TRL is not installed (pip install -e '.[peer]'): {missing}"}
+    per_step = sum(r.n for r, _ in step_requests[0]) if step_requests else 0
+    group = max(2, cfg.selfplay.n_solve)
+    prompts = list(dict.fromkeys(r.prompt for r, _ in step_requests[0]))
+    prompts = [prompts[i % len(prompts)] for i in range(max(1, round(per_step / group)))]
+    spec = {"model": str(model_path), "prompts": prompts, "num_generations": group,
+            "max_tokens": max(cfg.selfplay.max_tokens, cfg.selfplay.solve_max_tokens), "steps": steps}
+    res = subprocess.run([sys.executable, "-m", "minazr.bench_peer"], input=json.dumps(spec), capture_output=True,
+                         text=True, timeout=7200)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or not lines:
+        return {"failed": (res.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+    return {**json.loads(lines[-1]), "prompts": len(prompts)}
+
+
+def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, repeats: int, out: str,
+              loop_steps: int = 4, loop_settings: list[tuple[int, int, int]] = ((0, 0, 0), (1, 0, 0)),
+              peer_steps: int = 1) -> dict:
     import ray
     from transformers import AutoTokenizer
 
     model_path = resolve_model(cfg.model.name)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     sampling = Sampling(cfg.selfplay.temperature, cfg.selfplay.top_p, max_tokens, ignore_eos=True)
-    stages = ["prompts", *(f"pool x{w}" for w in workers), "vLLM ceiling", "transformers", "weight sync + step"]
+    loop_settings = list(loop_settings) if loop_steps >= 2 else []
+    loop_stages = [f"loop {s}/{e}+{t}" for s, e, t in loop_settings]
+    loop_stages += ["replay seeded", "replay unseeded", "peer (TRL)"] if loop_settings else []
+    stages = ["prompts", *(f"pool x{w}" for w in workers), "vLLM ceiling", "transformers", "weight sync + step",
+              *loop_stages]
     bar = tqdm(stages, desc="bench", unit="stage", dynamic_ncols=True)
     report: dict = {"model": cfg.model.name, "device": _device(cfg), "prompts": n_prompts, "max_tokens": max_tokens,
                     "repeats": repeats}
@@ -228,6 +342,22 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
         bar.set_postfix_str("weight sync + step")
         sync, step = measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats)
         bar.update(1)
+        loops, loop_requests = [], None
+        for (staleness, engine_cores, learner_threads), stage in zip(loop_settings, loop_stages):
+            bar.set_postfix_str(stage)
+            figures, requests = measure_loop(cfg, loop_steps, staleness, Path(out), engine_cores, learner_threads)
+            loops.append(figures)
+            loop_requests = loop_requests or requests  # the first setting's requests are replayed
+            bar.update(1)
+        if loops:
+            replay = {}
+            for seeded in (True, False):
+                bar.set_postfix_str(f"replay {'seeded' if seeded else 'unseeded'}")
+                replay["seeded" if seeded else "unseeded"] = measure_replay(model_path, cfg, loop_requests, seeded)
+                bar.update(1)
+            bar.set_postfix_str("peer (TRL)")
+            peer = measure_peer(model_path, loop_requests, cfg, peer_steps) if peer_steps else {"skipped": "--peer-steps 0"}
+            bar.update(1)
     finally:
         bar.close()
         executor.close()
@@ -245,6 +375,16 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
     report["ratios"] = {"pool_vs_ceiling": report["rollout_tokens_per_s"] / report["vllm_ceiling_tokens_per_s"],
                         "pool_vs_hf_single": report["rollout_tokens_per_s"] / report["hf_single_tokens_per_s"],
                         "weight_sync_share_of_step": sync["total_s"] / step["total"]}
+    if loops:
+        first = loops[0]
+        report["loop"] = {"settings": loops, "replay": replay, "peer": peer,
+                          "in_loop_vs_generate_only": first["in_loop_generation_tokens_per_s"]
+                          / replay["seeded"]["output_tokens_per_s"],
+                          "seeded_vs_unseeded": replay["seeded"]["output_tokens_per_s"]
+                          / replay["unseeded"]["output_tokens_per_s"]}
+        if "completions_per_s" in peer:
+            best = max(x["completions_per_s"] for x in loops)
+            report["loop"]["vs_peer_completions_per_s"] = best / peer["completions_per_s"]
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(report, indent=2))
@@ -277,6 +417,33 @@ def markdown(r: dict) -> str:
              f"pool / ceiling {ratios['pool_vs_ceiling']:.2f}x, pool / one-at-a-time transformers "
              f"{ratios['pool_vs_hf_single']:.0f}x, weight sync {100 * ratios['weight_sync_share_of_step']:.1f}% of "
              f"a step ({r['model']}, {r['device']}, {r['prompts']} prompts x {r['max_tokens']} tokens)"]
+    if "loop" in r:
+        lines += ["", loop_markdown(r["loop"])]
+    return "\n".join(lines)
+
+
+def loop_markdown(loop: dict) -> str:
+    rows = ["| training loop (steady state) | step s | in-loop gen tok/s | completions/s | trained samples/s | "
+            "learner tok/s (all tokens) | weight sync s (share) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for x in loop["settings"]:
+        split = "" if x["engine_cores"] == "all" and x["learner_threads"] == "all" else \
+            f", engine cores {x['engine_cores']}, learner threads {x['learner_threads']}"
+        rows.append(f"| max_staleness {x['max_staleness']}{split} | {x['step_s']:.1f} | "
+                    f"{x['in_loop_generation_tokens_per_s']:.0f} | {x['completions_per_s']:.2f} | "
+                    f"{x['trained_samples_per_s']:.2f} | {x['learner_tokens_per_s']:.0f} | "
+                    f"{x['weight_sync_s']:.2f} ({100 * x['weight_sync_share']:.1f}%) |")
+    rp, peer = loop["replay"], loop["peer"]
+    lines = ["\n".join(rows), "",
+             f"the loop's own requests, all at once (generate-only, EOS honoured): "
+             f"{rp['seeded']['output_tokens_per_s']:.0f} tok/s seeded, {rp['unseeded']['output_tokens_per_s']:.0f} "
+             f"unseeded (per-request seeds cost {100 * (1 - loop['seeded_vs_unseeded']):.0f}%); in-loop / "
+             f"generate-only {loop['in_loop_vs_generate_only']:.2f}x"]
+    if "completions_per_s" in peer:
+        lines.append(f"peer: TRL GRPOTrainer ({peer['mode']} generation) {peer['completions_per_s']:.3f} "
+                     f"completions/s ({peer['completions_per_step']} per step, {peer['step_s']:.0f} s a step); "
+                     f"minAZR {loop['vs_peer_completions_per_s']:.1f}x")
+    else:
+        lines.append(f"peer: {peer.get('skipped') or 'failed: ' + peer.get('failed', '')}")
     return "\n".join(lines)
 
 

@@ -50,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--max-tokens", type=int, default=128, help="tokens per completion (default 128)")
     bench.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, median kept (default 3)")
     bench.add_argument("--out", metavar="DIR", default="runs/bench", help="output directory (default runs/bench)")
+    bench.add_argument("--loop-steps", type=int, default=4, help="steps of the real training loop per setting; "
+                                                                 "the first is warm-up (default 4; 0 or 1 skips the "
+                                                                 "loop section)")
+    bench.add_argument("--loop", default="0,1", metavar="SETTINGS",
+                       help="loop settings, comma-separated: STALENESS or STALENESS/ENGINE_CORES+LEARNER_THREADS, "
+                            "e.g. 0,1,1/1+1 (default 0,1)")
+    bench.add_argument("--peer-steps", type=int, default=1, help="timed TRL GRPOTrainer steps after a warm-up one "
+                                                                 "(needs pip install -e '.[peer]'; 0 skips; "
+                                                                 "default 1)")
     ev = command("eval", "Evaluate models (greedy pass@1) on GSM8K and CRUXEval through the rollout workers.")
     ev.add_argument("--model", action="append", metavar="NAME_OR_PATH",
                     help="embedded model name, HF directory, hub id, training run directory (latest checkpoint) "
@@ -174,9 +183,16 @@ def _bench(cfg, args) -> int:
         return 2
     if not _at_least_one(args, ("prompts", "max_tokens", "repeats")):
         return 2
-    from minazr.bench import run_bench
+    from minazr.bench import parse_loop_settings, run_bench
 
-    run_bench(cfg, workers, args.prompts, args.max_tokens, args.repeats, args.out)
+    try:
+        loop = parse_loop_settings(args.loop)
+    except ValueError:
+        print(f"minazr: --loop {args.loop!r}: expected e.g. 0,1,1/1+1 (staleness/engine cores+learner threads)",
+              file=sys.stderr)
+        return 2
+    run_bench(cfg, workers, args.prompts, args.max_tokens, args.repeats, args.out, args.loop_steps, loop,
+              args.peer_steps)
     return 0
 
 

@@ -281,9 +281,10 @@ class Config:
 # ---------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Read `path` (YAML; None for the defaults), apply dotted `key=value` overrides, validate, return a Config."""
-    raw: dict = {}
+def load_config(path: str | Path | None = None, overrides: list[str] = (), base: Config | None = None) -> Config:
+    """Read `path` (YAML; None for the defaults, or `base`), apply dotted `key=value` overrides, validate, return
+    a Config."""
+    raw: dict = to_dict(base) if base is not None else {}
     if path is not None:
         raw = _read_yaml(Path(path))
     for item in overrides:

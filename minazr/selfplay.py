@@ -55,6 +55,7 @@ class StepResult:
     samples: list[ScoredSample]  # trainable: proposer samples and solver samples
     metrics: dict[str, float]
     new_entries: list[Entry] = field(default_factory=list)
+    requests: list[tuple[GenRequest, Sampling]] = field(default_factory=list)  # every request sent, in order
 
 
 @dataclass
@@ -164,7 +165,7 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
     metrics["gen/completion_tokens"] = sum(len(x.sample.completion_token_ids) for x in proposals + mc + solves)
     metrics["gen/completions"] = len(proposals) + len(mc) + len(solves)
     metrics["gen/tokens_per_s"] = metrics["gen/completion_tokens"] / max(timings["time/rollout"], 1e-9)
-    return StepResult(samples, metrics, new_entries)
+    return StepResult(samples, metrics, new_entries, roll.sent)
 
 
 class _Rollout:
@@ -175,12 +176,14 @@ class _Rollout:
         self.stream, self.seed = stream, seed
         self.ids = _Ids()
         self.open: Counter = Counter()  # role -> requests not finished yet
+        self.sent: list[tuple[GenRequest, Sampling]] = []
 
     def add(self, role: str, task: Task, data, prompt: str, n: int, sampling: Sampling) -> None:
         pid = self.ids()
         self.open[role] += 1
-        self.stream.add((role, pid, task, data, prompt, sampling.temperature), GenRequest(prompt, n, self.seed + pid),
-                        sampling)
+        request = GenRequest(prompt, n, self.seed + pid)
+        self.sent.append((request, sampling))
+        self.stream.add((role, pid, task, data, prompt, sampling.temperature), request, sampling)
 
     def outstanding(self, role: str) -> int:
         return self.open[role]

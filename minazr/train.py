@@ -52,7 +52,8 @@ def check_sampling(cfg: Config) -> None:
                          "log-probs to learn from)")
 
 
-def run_training(cfg: Config, resume: str | None = None) -> Path:
+def run_training(cfg: Config, resume: str | None = None, on_step=None) -> Path:
+    """Train (or resume) a run; `on_step(step, StepResult)` sees each step's result (minazr bench uses it)."""
     check_sampling(cfg)
     run_dir = Path(resume or cfg.run.out_dir)
     ckpt = checkpoint.latest(run_dir) if resume else None
@@ -92,7 +93,8 @@ def run_training(cfg: Config, resume: str | None = None) -> Path:
             buffers.load(ckpt / "buffers")
         else:
             _seed(cluster.pool, buffers, tasks, executor, cfg, render, rng)
-        _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer, evals)
+        _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer, evals,
+              on_step)
     finally:
         if executor is not None:
             executor.close()
@@ -105,7 +107,8 @@ def run_training(cfg: Config, resume: str | None = None) -> Path:
 # ---------------------------------------------------------------- the loop
 
 
-def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer, evals) -> None:
+def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer, evals,
+          on_step=None) -> None:
     scheme = RewardScheme.from_config(cfg.rewards)
     pipe = Pipeline(cluster.learner_handle(), cluster.pool_handle(), cfg.train.max_staleness, cluster.version,
                     cfg.advantages.weighting)
@@ -125,6 +128,8 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
                                cfg.executor.timeout_s, cfg.advantages.estimator, cfg.advantages.weighting,
                                on_phase=lambda phase: bar.set_postfix_str(phase),
                                confirm_runs=cfg.executor.confirm_runs)
+        if on_step is not None:
+            on_step(step, result)
         if cfg.train.sample_table_every and step % cfg.train.sample_table_every == 0:
             _sample_table(run_dir, step, result.samples, bar.write)
         bar.set_postfix_str("learn")

@@ -1,5 +1,6 @@
 """RolloutPool scheduling and failure handling with real Ray actors standing in for engines (no vLLM): load-based
-chunks, a slow worker taking fewer chunks, a process that dies mid-call, a hang that becomes an error."""
+chunks, a slow worker taking fewer chunks, a process that dies mid-call, a hang that becomes an error; and the
+streaming pool (PoolStream): follow-ups added mid-stream, balance by load, a worker dying mid-stream."""
 
 import os
 import sys
@@ -37,6 +38,26 @@ class _FakeEngine:
         time.sleep(3600 if self.hang else self.delay)
         return [Generation([0], [Completion(f"{self.name}:{p}", [1] * n, [0.0] * n) for _ in range(n)], 0)
                 for p, n in requests]
+
+    def advance(self, adds, steps):
+        """Streaming: a request of prompt 'pK' needs K + 1 engine steps; `steps` steps run per call."""
+        self.calls += 1
+        if self.calls == self.die_on_call:
+            os._exit(1)
+        self.running = getattr(self, "running", {})
+        for rid, prompt, n, seed, sampling in adds:
+            self.running[rid] = [int(prompt[1:]) + 1, prompt, n]
+        done = []
+        for rid, job in list(self.running.items()):
+            job[0] -= steps
+            if job[0] <= 0:
+                del self.running[rid]
+                done.append((rid, Generation([0], [Completion(f"{self.name}:{job[1]}", [1], [0.0])] * job[2], 0)))
+        return done
+
+    def cancel(self):
+        self.running = {}
+        return 0
 
     def info(self):
         while self.gate and not os.path.exists(self.gate):
@@ -122,3 +143,47 @@ def test_a_worker_that_cannot_start_is_one_line(ray_fakes):
     pool = RolloutPool([ray_fakes.remote("ok"), ray_fakes.remote("bad", broken=True)], timeout_s=30)
     with pytest.raises(PoolError, match=r"^rollout worker 1 failed to start: ValueError: cannot load model for bad$"):
         pool.wait_ready()
+
+
+def _drain(stream, follow_up=lambda key: None) -> dict:
+    """Run a stream dry; every key must come back exactly once. follow_up(key) -> a key to add, or None."""
+    got = {}
+    while stream.busy():
+        for key, gen in stream.next():
+            assert key not in got, key
+            got[key] = gen
+            extra = follow_up(key)
+            if extra is not None:
+                stream.add(extra, GenRequest(f"p{extra[1]}", 1), Sampling())
+    return got
+
+
+def test_stream_returns_follow_ups_added_mid_stream_and_balances_load(ray_fakes):
+    pool = RolloutPool([ray_fakes.remote("a"), ray_fakes.remote("b")], timeout_s=60)
+    stream = pool.stream(steps=2)
+    for i in range(8):
+        stream.add(("first", i), GenRequest(f"p{i}", 2), Sampling())
+    # each first request, once finished, asks for a follow-up (as a valid proposal asks for its solves)
+    got = _drain(stream, lambda key: ("again", key[1]) if key[0] == "first" else None)
+    assert sorted(got) == sorted([("first", i) for i in range(8)] + [("again", i) for i in range(8)])
+    assert all(len(got[("first", i)].completions) == 2 for i in range(8))
+    owners = [g.completions[0].text.split(":")[0] for g in got.values()]
+    assert {owners.count("a"), owners.count("b")} == {8}  # assigned by unfinished load, not all to one worker
+    assert not stream.busy() and pool.generate(_requests(2), Sampling())  # the pool serves plain calls again
+
+
+def test_stream_survives_a_worker_dying_mid_stream(ray_fakes):
+    spawned = []
+
+    def spawn(slot):
+        spawned.append(slot)
+        return ray_fakes.remote(f"new{slot}")
+
+    pool = RolloutPool([ray_fakes.remote("a"), ray_fakes.remote("b", die_on_call=2)], timeout_s=60, spawn=spawn,
+                       max_restarts=1)
+    stream = pool.stream(steps=1)
+    for i in range(6):
+        stream.add(i, GenRequest(f"p{i + 2}", 1), Sampling())
+    got = _drain(stream)
+    assert spawned == [1] and sorted(got) == list(range(6))  # nothing lost, nothing twice
+    assert not any(g.completions[0].text.startswith("b:") for g in got.values())  # b died before finishing any

@@ -1,0 +1,80 @@
+"""The peer baseline of `minazr bench`: TRL's GRPOTrainer on the same model, prompts and batch shape.
+
+    python -m minazr.bench_peer < spec.json      # {"model", "prompts", "num_generations", "max_tokens", "steps"}
+
+Runs in its own process (TRL and its imports stay out of the bench). One JSON line on stdout: completions/s over
+`steps` GRPO steps after a warm-up step, and which generation mode ran. TRL's vLLM colocate mode is tried first (the
+stronger peer); TRL supports only older vLLM releases than the one installed here, so on this machine it falls back
+to transformers generation, and the line says so, with the reason. The reward is a cheap stand-in (completion length
+modulo 7): the peer is timed on generation and update, not on judging.
+`pip install -e '.[peer]'` installs TRL; without it the bench skips this section with one line.
+"""
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+
+def available() -> str | None:
+    """None when TRL imports; else the reason it does not."""
+    try:
+        import trl  # noqa: F401
+    except Exception as e:  # ImportError, or a version clash inside TRL's own imports
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:160]}" if str(e) else type(e).__name__
+    return None
+
+
+def _trainer(spec: dict, use_vllm: bool):
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    n = spec["num_generations"]
+    batch = n * len(spec["prompts"])
+    args = GRPOConfig(output_dir=tempfile.mkdtemp(prefix="minazr-trl-"), per_device_train_batch_size=batch,
+                      gradient_accumulation_steps=1, num_generations=n, max_completion_length=spec["max_tokens"],
+                      temperature=1.0, top_p=1.0, learning_rate=1e-5, max_steps=spec["steps"] + 1,
+                      logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, bf16=False,
+                      use_vllm=use_vllm, vllm_mode="colocate", seed=0, dataloader_num_workers=0)
+    data = Dataset.from_dict({"prompt": list(spec["prompts"]) * (spec["steps"] + 1)})
+
+    def reward(completions, **_):
+        return [float(len(c) % 7) for c in completions]
+
+    return GRPOTrainer(model=spec["model"], reward_funcs=reward, args=args, train_dataset=data)
+
+
+def main() -> None:
+    spec = json.loads(sys.stdin.read())
+    import torch
+    from transformers import TrainerCallback
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    mode, fallback = "vllm-colocate", None
+    try:
+        trainer = _trainer(spec, use_vllm=True)
+    except Exception as e:  # TRL refuses this vLLM, or colocate needs a GPU: the transformers path
+        mode, fallback = "transformers", f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+        trainer = _trainer(spec, use_vllm=False)
+
+    marks = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, *_, **__):
+            marks.append(time.perf_counter())
+
+    trainer.add_callback(Clock())
+    t0 = time.perf_counter()
+    trainer.train()
+    completions = spec["num_generations"] * len(spec["prompts"])
+    steady = marks[-1] - marks[0] if len(marks) > 1 else marks[-1] - t0
+    steps = max(1, len(marks) - 1)
+    print(json.dumps({"mode": mode, "vllm_fallback_reason": fallback, "steps": steps,
+                      "completions_per_step": completions, "step_s": steady / steps,
+                      "completions_per_s": completions * steps / steady,
+                      "first_step_s": marks[0] - t0}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
