@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -295,12 +296,20 @@ def measure_peer(model_path, step_requests: list, cfg: Config, steps: int) -> di
     prompts = [prompts[i % len(prompts)] for i in range(max(1, round(per_step / group)))]
     spec = {"model": str(model_path), "prompts": prompts, "num_generations": group,
             "max_tokens": max(cfg.selfplay.max_tokens, cfg.selfplay.solve_max_tokens), "steps": steps}
-    res = subprocess.run([sys.executable, "-m", "minazr.bench_peer"], input=json.dumps(spec), capture_output=True,
-                         text=True, timeout=7200)
-    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
-    if res.returncode != 0 or not lines:
-        return {"failed": (res.stderr.strip().splitlines() or ["no output"])[-1][:300]}
-    return {**json.loads(lines[-1]), "prompts": len(prompts)}
+    failures = {}
+    for mode in ("vllm-colocate", "transformers"):  # the stronger peer first
+        try:
+            res = subprocess.run([sys.executable, "-m", "minazr.bench_peer", mode], input=json.dumps(spec),
+                                 capture_output=True, text=True, timeout=7200)
+        except subprocess.TimeoutExpired:
+            failures[mode] = "timed out after 2 h"
+            continue
+        lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+        if res.returncode == 0 and lines:
+            return {**json.loads(lines[-1]), "prompts": len(prompts), "failed_modes": failures}
+        errors = [ln for ln in res.stderr.splitlines() if re.search(r"\w+(Error|Exception)\b", ln)]
+        failures[mode] = (errors or res.stderr.strip().splitlines() or ["no output"])[-1].strip()[:300]
+    return {"failed": failures}
 
 
 def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, repeats: int, out: str,
@@ -442,8 +451,10 @@ def loop_markdown(loop: dict) -> str:
         lines.append(f"peer: TRL GRPOTrainer ({peer['mode']} generation) {peer['completions_per_s']:.3f} "
                      f"completions/s ({peer['completions_per_step']} per step, {peer['step_s']:.0f} s a step); "
                      f"minAZR {loop['vs_peer_completions_per_s']:.1f}x")
+        for mode, reason in peer.get("failed_modes", {}).items():
+            lines.append(f"  (TRL {mode} did not run here: {reason})")
     else:
-        lines.append(f"peer: {peer.get('skipped') or 'failed: ' + peer.get('failed', '')}")
+        lines.append(f"peer: {peer.get('skipped') or 'failed: ' + json.dumps(peer.get('failed'))}")
     return "\n".join(lines)
 
 

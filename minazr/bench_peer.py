@@ -1,11 +1,12 @@
 """The peer baseline of `minazr bench`: TRL's GRPOTrainer on the same model, prompts and batch shape.
 
-    python -m minazr.bench_peer < spec.json      # {"model", "prompts", "num_generations", "max_tokens", "steps"}
+    python -m minazr.bench_peer MODE < spec.json   # MODE: vllm-colocate or transformers
+    # spec: {"model", "prompts", "num_generations", "max_tokens", "steps"}
 
 Runs in its own process (TRL and its imports stay out of the bench). One JSON line on stdout: completions/s over
-`steps` GRPO steps after a warm-up step, and which generation mode ran. TRL's vLLM colocate mode is tried first (the
-stronger peer); TRL supports only older vLLM releases than the one installed here, so on this machine it falls back
-to transformers generation, and the line says so, with the reason. The reward is a cheap stand-in (completion length
+`steps` GRPO steps after a warm-up step, in the given generation mode. The bench tries TRL's vLLM colocate mode
+first (the stronger peer) and, when it fails, transformers generation, and says which ran and why (on this CPU
+machine TRL's colocate engine starts but its weight sync, vLLM's load_weights, fails on the CPU backend). The reward is a cheap stand-in (completion length
 modulo 7): the peer is timed on generation and update, not on judging.
 `pip install -e '.[peer]'` installs TRL; without it the bench skips this section with one line.
 """
@@ -45,18 +46,13 @@ def _trainer(spec: dict, use_vllm: bool):
     return GRPOTrainer(model=spec["model"], reward_funcs=reward, args=args, train_dataset=data)
 
 
-def main() -> None:
+def main(mode: str) -> None:
     spec = json.loads(sys.stdin.read())
     import torch
     from transformers import TrainerCallback
 
     torch.set_num_threads(os.cpu_count() or 1)
-    mode, fallback = "vllm-colocate", None
-    try:
-        trainer = _trainer(spec, use_vllm=True)
-    except Exception as e:  # TRL refuses this vLLM, or colocate needs a GPU: the transformers path
-        mode, fallback = "transformers", f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
-        trainer = _trainer(spec, use_vllm=False)
+    trainer = _trainer(spec, use_vllm=mode == "vllm-colocate")
 
     marks = []
 
@@ -70,11 +66,11 @@ def main() -> None:
     completions = spec["num_generations"] * len(spec["prompts"])
     steady = marks[-1] - marks[0] if len(marks) > 1 else marks[-1] - t0
     steps = max(1, len(marks) - 1)
-    print(json.dumps({"mode": mode, "vllm_fallback_reason": fallback, "steps": steps,
+    print(json.dumps({"mode": mode, "steps": steps,
                       "completions_per_step": completions, "step_s": steady / steps,
                       "completions_per_s": completions * steps / steady,
                       "first_step_s": marks[0] - t0}), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1] if len(sys.argv) > 1 else "transformers")
