@@ -445,7 +445,7 @@ def loop_markdown(loop: dict) -> str:
     lines = ["\n".join(rows), "",
              f"the loop's own requests, all at once (generate-only, EOS honoured): "
              f"{rp['seeded']['output_tokens_per_s']:.0f} tok/s seeded, {rp['unseeded']['output_tokens_per_s']:.0f} "
-             f"unseeded (per-request seeds cost {100 * (1 - loop['seeded_vs_unseeded']):.0f}%); in-loop / "
+             f"unseeded (seeded / unseeded {loop['seeded_vs_unseeded']:.2f}x); in-loop / "
              f"generate-only {loop['in_loop_vs_generate_only']:.2f}x"]
     if "completions_per_s" in peer:
         lines.append(f"peer: TRL GRPOTrainer ({peer['mode']} generation) {peer['completions_per_s']:.3f} "

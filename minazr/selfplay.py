@@ -124,7 +124,7 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
             new = [p for role, p in finished if role == "propose"]
             answers = [s for role, s in finished if role != "propose"]
             t0 = time.perf_counter()
-            for e in validate(new, executor, timeout_s, step, confirm_runs, buffers, tasks):
+            for e in validate(new, executor, timeout_s, step, confirm_runs, buffers, tasks) if new else ():
                 new_entries.append(e)
                 if buffers[e.task].add(e):
                     added.add(id(e))
