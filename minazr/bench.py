@@ -258,26 +258,31 @@ def measure_loop(cfg: Config, steps: int, staleness: int, out_dir: Path, engine_
     return report, requests[1:]
 
 
-def measure_replay(model_path, cfg: Config, step_requests: list, seeded: bool) -> dict:
+def measure_replay(model_path, cfg: Config, step_requests: list) -> dict:
     """The loop's own requests (every step after the first), each step's all at once through the pool's stream:
-    what the engines do on exactly these prompts with nothing waiting on anything (EOS honoured)."""
+    what the engines do on exactly these prompts with nothing waiting on anything (EOS honoured), with the loop's
+    per-request seeds and without any (one pool for both)."""
     from rollout.worker import start_pool
 
     pool = start_pool(model_path, cfg.rollout, cfg.run.seed)
     try:
-        tokens, seconds, completions = 0, 0.0, 0
-        for requests in step_requests:
-            stream = pool.stream(cfg.selfplay.stream_steps)
-            for i, (request, sampling) in enumerate(requests):
-                stream.add(i, request if seeded else dataclasses.replace(request, seed=None), sampling)
-            t0 = time.perf_counter()
-            while stream.busy():
-                for _, gen in stream.next():
-                    tokens += sum(len(c.token_ids) for c in gen.completions)
-                    completions += len(gen.completions)
-            seconds += time.perf_counter() - t0
-        return {"output_tokens_per_s": tokens / max(seconds, 1e-9), "completions_per_s": completions / seconds,
+        out = {}
+        for seeded in (True, False):
+            tokens, seconds, completions = 0, 0.0, 0
+            for requests in step_requests:
+                stream = pool.stream(cfg.selfplay.stream_steps)
+                for i, (request, sampling) in enumerate(requests):
+                    stream.add(i, request if seeded else dataclasses.replace(request, seed=None), sampling)
+                t0 = time.perf_counter()
+                while stream.busy():
+                    for _, gen in stream.next():
+                        tokens += sum(len(c.token_ids) for c in gen.completions)
+                        completions += len(gen.completions)
+                seconds += time.perf_counter() - t0
+            out["seeded" if seeded else "unseeded"] = {
+                "output_tokens_per_s": tokens / max(seconds, 1e-9), "completions_per_s": completions / seconds,
                 "seeded": seeded, "tokens": tokens}
+        return out
     finally:
         pool.close()
 
@@ -323,7 +328,7 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
     sampling = Sampling(cfg.selfplay.temperature, cfg.selfplay.top_p, max_tokens, ignore_eos=True)
     loop_settings = list(loop_settings) if loop_steps >= 2 else []
     loop_stages = [f"loop {s}/{e}+{t}" for s, e, t in loop_settings]
-    loop_stages += ["replay seeded", "replay unseeded", "peer (TRL)"] if loop_settings else []
+    loop_stages += ["replay", "peer (TRL)"] if loop_settings else []
     stages = ["prompts", *(f"pool x{w}" for w in workers), "vLLM ceiling", "transformers", "weight sync + step",
               *loop_stages]
     bar = tqdm(stages, desc="bench", unit="stage", dynamic_ncols=True)
@@ -359,11 +364,9 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
             loop_requests = loop_requests or requests  # the first setting's requests are replayed
             bar.update(1)
         if loops:
-            replay = {}
-            for seeded in (True, False):
-                bar.set_postfix_str(f"replay {'seeded' if seeded else 'unseeded'}")
-                replay["seeded" if seeded else "unseeded"] = measure_replay(model_path, cfg, loop_requests, seeded)
-                bar.update(1)
+            bar.set_postfix_str("replay")
+            replay = measure_replay(model_path, cfg, loop_requests)
+            bar.update(1)
             bar.set_postfix_str("peer (TRL)")
             peer = measure_peer(model_path, loop_requests, cfg, peer_steps) if peer_steps else {"skipped": "--peer-steps 0"}
             bar.update(1)
