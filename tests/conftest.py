@@ -38,6 +38,19 @@ class ScriptedPolicy:
         return out
 
 
+def tiny_llama(directory, vocab: int, hidden: int, positions: int) -> str:
+    """A tiny random Llama (2 layers, 4 heads, seed 0) saved in `directory`; its path."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=positions,
+                         tie_word_embeddings=False)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    return str(directory)
+
+
 @pytest.fixture(scope="session")
 def executor():
     with Executor(workers=2) as ex:

@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_llama
 
 from learner.core import LearnerCore
 from minazr.config import LearnerConfig
@@ -20,15 +21,7 @@ VOCAB = 48
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                         tie_word_embeddings=False)
-    path = tmp_path_factory.mktemp("tiny") / "model"
-    LlamaForCausalLM(config).save_pretrained(path)
-    return str(path)
+    return tiny_llama(tmp_path_factory.mktemp("tiny") / "model", VOCAB, hidden=32, positions=64)
 
 
 def learner(path, optimizer_state=None, **overrides) -> LearnerCore:

@@ -11,6 +11,7 @@ import random
 
 import pytest
 import torch
+from conftest import tiny_llama
 
 from learner.core import LearnerCore
 from minazr.config import LearnerConfig, RolloutConfig
@@ -21,15 +22,7 @@ VOCAB = 48
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         tie_word_embeddings=False)
-    path = tmp_path_factory.mktemp("tiny") / "model"
-    LlamaForCausalLM(config).save_pretrained(path)
-    return str(path)
+    return tiny_llama(tmp_path_factory.mktemp("tiny") / "model", VOCAB, hidden=64, positions=256)
 
 
 @pytest.fixture(scope="module")
