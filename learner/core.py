@@ -8,7 +8,7 @@ engine reported when it sampled the token):
     loss_t  = -min(ratio_t * A_s, clip(ratio_t, 1 - eps, 1 + eps) * A_s)  [+ kl_coef * KL_t to the initial model]
     loss    = sum_s sum_t token_weight_s * loss_t
 
-token_weight comes from minazr.advantages.token_weights: 1 / (tokens in the step) for token-mean aggregation.
+token_weight comes from minazr.selfplay.advantages.token_weights: 1 / (tokens in the step) for token-mean aggregation.
 Master weights stay fp32 (a bf16 AdamW step at lr 1e-6 is mostly below bf16 resolution, DESIGN.md); forward and
 backward run under bf16 autocast. After each update the new weights are published on the ZMQ weight server.
 """
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from learner.packing import Row, micro_batches, pack_rows, row_tensors
-from minazr.wire import DTYPES, WeightServer
+from minazr.contracts.wire import DTYPES, WeightServer
 
 
 def target_logprobs(head, hidden: torch.Tensor, target: torch.Tensor, temperature: float,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from minazr.config import ConfigError, docs_markdown, load_config, to_dict
+from minazr.driver.config import ConfigError, docs_markdown, load_config, to_dict
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for reports that quote their command
     if args.command == "setup":
-        from minazr.setup_env import setup
+        from minazr.driver.setup_env import setup
 
         return _guarded(lambda: setup(args.model))
     config = args.config
@@ -115,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _guarded(fn) -> int:
     """Expected failures (bad model name, missing checkpoint) become one line on stderr and exit code 2."""
-    from minazr.benchmarks import DataError
-    from minazr.models import ModelError
-    from minazr.policy import PoolError
-    from minazr.train import TrainError
+    from minazr.eval.benchmarks import DataError
+    from minazr.driver.models import ModelError
+    from minazr.contracts.policy import PoolError
+    from minazr.driver.ray_session import TrainError
 
     prefixes = {ConfigError: "config error: ", ModelError: "model error: ", TrainError: "", PoolError: "rollout: ",
                 DataError: "data error: "}
@@ -139,7 +139,7 @@ def _config(cfg, args) -> int:
 
 
 def _bench_executor(cfg, args) -> int:
-    from minazr.bench_executor import run_bench
+    from minazr.bench.executor import run_bench
 
     if not _at_least_one(args, ("programs",)):
         return 2
@@ -159,7 +159,7 @@ def _at_least_one(args, names: tuple[str, ...]) -> bool:
 def _bench_faults(cfg, args) -> int:
     if not _at_least_one(args, ("prompts", "max_tokens", "repeats")):
         return 2
-    from minazr.bench_faults import run_bench
+    from minazr.bench.faults import run_bench
 
     try:
         settings = [tuple(int(x) for x in item.split("x")) for item in args.settings.split(",")]
@@ -183,7 +183,7 @@ def _bench(cfg, args) -> int:
         return 2
     if not _at_least_one(args, ("prompts", "max_tokens", "repeats")):
         return 2
-    from minazr.bench import parse_loop_settings, run_bench
+    from minazr.bench.loop import parse_loop_settings, run_bench
 
     try:
         loop = parse_loop_settings(args.loop)
@@ -210,7 +210,7 @@ def _eval_choice(cfg, args) -> tuple[list[str], int] | None:
 
 
 def _experiment(cfg, args) -> int:
-    from minazr.experiment import run_experiment
+    from minazr.driver.experiment import run_experiment
 
     choice = _eval_choice(cfg, args)
     if choice is None:
@@ -222,7 +222,7 @@ def _experiment(cfg, args) -> int:
 
 
 def _eval(cfg, args) -> int:
-    from minazr.evaluate import run_eval
+    from minazr.eval.evaluate import run_eval
 
     models = [m.strip() for spec in (args.model or [cfg.model.name]) for m in spec.split(",") if m.strip()]
     choice = _eval_choice(cfg, args)
@@ -237,7 +237,7 @@ def _eval(cfg, args) -> int:
 
 
 def _train(cfg, args) -> int:
-    from minazr.train import run_training
+    from minazr.driver.train import run_training
 
     run_training(cfg, args.resume)
     return 0

@@ -11,7 +11,7 @@ rollout/worker.py is a thin wrapper, so tests can use it in-process).
 import os
 import time
 
-from minazr.policy import Completion, Generation, Sampling
+from minazr.contracts.policy import Completion, Generation, Sampling
 
 EXTENSION = "rollout.weight_extension.WeightReceiver"
 

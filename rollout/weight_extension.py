@@ -1,4 +1,4 @@
-"""The vLLM worker extension that receives weights over the wire (minazr/wire.py) inside the engine's worker.
+"""The vLLM worker extension that receives weights over the wire (minazr/contracts/wire.py) inside the engine's worker.
 
 vLLM mixes this class into its worker (`worker_extension_cls="rollout.weight_extension.WeightReceiver"`), so the
 method runs in the process that owns the model, whether the engine runs in-process or in its own subprocess; the
@@ -10,7 +10,7 @@ import time
 
 class WeightReceiver:
     def minazr_load_weights(self, address: str, version: int, timeout_s: float = 120.0) -> dict:
-        from minazr.wire import fetch_weights
+        from minazr.contracts.wire import fetch_weights
 
         stats: dict = {}
         t0 = time.perf_counter()

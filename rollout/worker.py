@@ -24,7 +24,7 @@ from ray.exceptions import (GetTimeoutError, NodeDiedError, OutOfMemoryError, Ra
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from minazr.policy import GenRequest, Generation, PoolError, Sampling, root_cause
+from minazr.contracts.policy import GenRequest, Generation, PoolError, Sampling, root_cause
 from rollout.engine import RolloutEngine
 
 RolloutWorker = ray.remote(RolloutEngine)
@@ -143,7 +143,7 @@ class RolloutPool:
         return out
 
     def stream(self, steps: int = 8) -> "PoolStream":
-        """A Stream (minazr/stream.py) over the workers' engines: see PoolStream."""
+        """A Stream (minazr/contracts/stream.py) over the workers' engines: see PoolStream."""
         self._settle()
         return PoolStream(self, steps)
 

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from minazr.executor import Executor
-from minazr.policy import Completion, Generation
+from minazr.sandbox.executor import Executor
+from minazr.contracts.policy import Completion, Generation
 
 # Overrides for integration runs with real engines: small and fast (eager engines, short completions, no seeding).
 TINY = ["rollout.enforce_eager=true", "rollout.kv_cache_gb=0.5", "rollout.max_model_len=2048",

@@ -6,11 +6,11 @@ import json
 import pytest
 
 from conftest import ScriptedPolicy
-from minazr import benchmarks
-from minazr.benchmarks import DATA_DIR, DataError, final_number, gsm8k_gold
-from minazr.evaluate import evaluate, label, score, table, wilson
-from minazr.parsing import ParseError
-from minazr.policy import Completion
+from minazr.eval import benchmarks
+from minazr.eval.benchmarks import DATA_DIR, DataError, final_number, gsm8k_gold
+from minazr.eval.evaluate import evaluate, label, score, table, wilson
+from minazr.selfplay.parsing import ParseError
+from minazr.contracts.policy import Completion
 
 
 def _score(name, item, texts, executor):

@@ -4,10 +4,10 @@ import random
 
 import pytest
 
-from minazr.buffer import Buffers, TaskBuffer
-from minazr.selfplay import seed_buffers
-from minazr.tasks import Entry, make_task
-from minazr.tasks.base import digest, normalized_program
+from minazr.selfplay.buffer import Buffers, TaskBuffer
+from minazr.selfplay.step import seed_buffers
+from minazr.selfplay.tasks import Entry, make_task
+from minazr.selfplay.tasks.base import digest, normalized_program
 
 
 def entry(i: int, task="deduction") -> Entry:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from minazr import checkpoint
+from minazr.driver import checkpoint
 
 
 def _save(run, step, payload=b"x" * 100):
@@ -92,7 +92,7 @@ def test_checkpoint_without_manifest_still_loads(tmp_path):
 
 
 def test_truncate_after_keeps_logged_steps_up_to_the_resume_point(tmp_path):
-    from minazr.metrics import truncate_after
+    from minazr.driver.metrics import truncate_after
 
     log = tmp_path / "metrics.jsonl"
     assert truncate_after(log, 1) == 0 and not log.exists()  # no log yet: nothing to do, nothing created

@@ -63,7 +63,7 @@ PLACE = """
 import json, sys, time
 import ray
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-from minazr.config import RolloutConfig
+from minazr.driver.config import RolloutConfig
 from rollout.worker import _placement_group
 
 ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from minazr.code_check import check_inputs, check_program
+from minazr.sandbox.code_check import check_inputs, check_program
 
 
 @pytest.mark.parametrize("code", [
@@ -122,7 +122,7 @@ def test_module_attrs_cover_every_module_an_allowed_module_holds():
     import subprocess
     import sys
 
-    from minazr import sandbox_rules
+    from minazr.sandbox import rules as sandbox_rules
 
     script = ("import sys, types\n"
               f"allowed = {sorted(sandbox_rules.ALLOWED_MODULES)!r}\n"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from minazr.config import Config, ConfigError, docs_markdown, load_config, save_config
+from minazr.driver.config import Config, ConfigError, docs_markdown, load_config, save_config
 
 
 def write(tmp_path, text):

@@ -3,7 +3,7 @@ sandbox, and no input whatsoever makes it raise or hang."""
 
 import pytest
 
-from minazr.executor import Check, Equal, ExecResult, Executor, Run, run_program
+from minazr.sandbox.executor import Check, Equal, ExecResult, Executor, Run, run_program
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_invalid_timeouts_are_refused_without_harming_servers(ex):
 
 
 def test_a_failed_restart_shrinks_the_pool_instead_of_breaking_it(monkeypatch):
-    from minazr import executor as executor_mod
+    from minazr.sandbox import executor as executor_mod
 
     with Executor(workers=3) as ex:
         ex._free[0].proc.kill()

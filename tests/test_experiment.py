@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from minazr.experiment import STAMP, _complete, mcnemar_exact, paired_difference, plot_curves, report_markdown
+from minazr.driver.experiment import STAMP, _complete, mcnemar_exact, paired_difference, plot_curves, report_markdown
 
 
 def rows(correct: list[bool]) -> list[dict]:
@@ -88,8 +88,8 @@ def test_plot_writes_a_png_with_every_curve(tmp_path):
 
 def test_run_experiment_resumes_training_and_reevaluates_only_new_weights(tmp_path, monkeypatch):
     """The orchestration, with training and evaluation replaced by stand-ins (both are integration-tested)."""
-    from minazr import experiment
-    from minazr.config import load_config
+    from minazr.driver import experiment
+    from minazr.driver.config import load_config
 
     run = tmp_path / "run"
     state = {"step": 0, "trained": [], "evaluated": []}
@@ -115,7 +115,7 @@ def test_run_experiment_resumes_training_and_reevaluates_only_new_weights(tmp_pa
             summary[name] = {"accuracy": good / limit, "n": limit, "ci95": [0.0, 1.0]}
         (Path(out) / "eval.json").write_text(json.dumps(summary))
 
-    monkeypatch.setattr("minazr.train.run_training", fake_training)
+    monkeypatch.setattr("minazr.driver.train.run_training", fake_training)
     monkeypatch.setattr(experiment, "run_eval", fake_eval)
     monkeypatch.setattr(experiment, "_trained_steps", lambda run_dir: state["step"])
     monkeypatch.setattr(experiment, "resolve_eval_model",  # the run's weights change as it trains, the base's never

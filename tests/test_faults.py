@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY
 
-from minazr.bench_faults import kill_when_busy
+from minazr.bench.faults import kill_when_busy
 
 pytestmark = pytest.mark.slow
 
@@ -49,10 +49,10 @@ def test_pool_replaces_a_worker_killed_mid_generate():
     import ray
 
     from learner.actor import start_learner
-    from minazr.config import load_config
-    from minazr.models import resolve_model
-    from minazr.policy import GenRequest, Sampling
-    from minazr.train import connect_ray
+    from minazr.driver.config import load_config
+    from minazr.driver.models import resolve_model
+    from minazr.contracts.policy import GenRequest, Sampling
+    from minazr.driver.ray_session import connect_ray
     from rollout.worker import start_pool
 
     cfg = load_config(None, RUN2 + ["rollout.chunks_per_worker=2", "learner.lr=1e-3", "learner.grad_clip=0"])
@@ -153,7 +153,7 @@ def test_resume_after_driver_sigkill_matches_an_uninterrupted_run(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     done_before = [x["step"] for x in metrics(b)]
     assert done_before and done_before[-1] < 2
-    from minazr import checkpoint
+    from minazr.driver import checkpoint
 
     resume_step, _, _ = checkpoint.load_driver_state(checkpoint.latest(b))
     kept = [ln for ln in (b / "metrics.jsonl").read_text().splitlines() if json.loads(ln)["step"] < resume_step]
@@ -223,9 +223,9 @@ def test_a_dead_learner_is_a_one_line_error():
     import ray
 
     from learner.actor import start_learner
-    from minazr.config import load_config
-    from minazr.models import resolve_model
-    from minazr.train import TrainError, connect_ray, remote_call
+    from minazr.driver.config import load_config
+    from minazr.driver.models import resolve_model
+    from minazr.driver.ray_session import TrainError, connect_ray, remote_call
 
     cfg = load_config(None, TINY)
     connect_ray(cfg.train)

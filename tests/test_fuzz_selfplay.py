@@ -12,15 +12,15 @@ from conftest import ScriptedPolicy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minazr import literals
-from minazr.buffer import Buffers
-from minazr.config import RewardsConfig, SelfPlayConfig
-from minazr.executor import Check, Equal, ExecResult, Run
-from minazr.parsing import ParseError
-from minazr.prompts import Renderer
-from minazr.rewards import RewardScheme
-from minazr.selfplay import selfplay_step
-from minazr.tasks import Entry, Invalid, make_task
+from minazr.sandbox import literals
+from minazr.selfplay.buffer import Buffers
+from minazr.driver.config import RewardsConfig, SelfPlayConfig
+from minazr.sandbox.executor import Check, Equal, ExecResult, Run
+from minazr.selfplay.parsing import ParseError
+from minazr.selfplay.prompts import Renderer
+from minazr.selfplay.rewards import RewardScheme
+from minazr.selfplay.step import selfplay_step
+from minazr.selfplay.tasks import Entry, Invalid, make_task
 
 TASKS = ("deduction", "abduction", "induction", "math")
 

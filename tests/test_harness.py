@@ -5,12 +5,12 @@ sandbox for the checks; no model."""
 import pytest
 
 from conftest import ScriptedPolicy
-from minazr import benchmarks, harness
-from minazr.evaluate import evaluate, score
-from minazr.executor import Run
-from minazr.parsing import ParseError
-from minazr.policy import Completion
-from minazr.prompts import SYSTEM, Renderer
+from minazr.eval import benchmarks, harness
+from minazr.eval.evaluate import evaluate, score
+from minazr.sandbox.executor import Run
+from minazr.selfplay.parsing import ParseError
+from minazr.contracts.policy import Completion
+from minazr.selfplay.prompts import SYSTEM, Renderer
 from test_benchmarks import UNSCORABLE_I
 
 

@@ -30,15 +30,15 @@ def ray_local():
 
 def test_two_workers_two_steps_push_weights(ray_local, executor, tmp_path):
     from learner.actor import start_learner
-    from minazr.buffer import Buffers
-    from minazr.config import load_config
-    from minazr.models import resolve_model
-    from minazr.pipeline import Pipeline
-    from minazr.prompts import Renderer
-    from minazr.rewards import RewardScheme
-    from minazr.selfplay import seed_buffers, selfplay_step
-    from minazr.tasks import tasks_from_config
-    from minazr.train import _LearnerHandle, _PoolHandle
+    from minazr.selfplay.buffer import Buffers
+    from minazr.driver.config import load_config
+    from minazr.driver.models import resolve_model
+    from minazr.driver.pipeline import Pipeline
+    from minazr.selfplay.prompts import Renderer
+    from minazr.selfplay.rewards import RewardScheme
+    from minazr.selfplay.step import seed_buffers, selfplay_step
+    from minazr.selfplay.tasks import tasks_from_config
+    from minazr.driver.train import _LearnerHandle, _PoolHandle
     from rollout.worker import start_pool
     from transformers import AutoTokenizer
 
@@ -167,8 +167,8 @@ def test_learner_freezes_named_parameters_and_skips_zero_advantage_samples():
     import torch
 
     from learner.core import LearnerCore
-    from minazr.config import load_config
-    from minazr.models import resolve_model
+    from minazr.driver.config import load_config
+    from minazr.driver.models import resolve_model
 
     cfg = load_config(None, ["learner.freeze=[embed_tokens]", "learner.lr=1e-4"]).learner
     core = LearnerCore(str(resolve_model("smollm2-135m-instruct")), cfg)

@@ -14,15 +14,15 @@ import threading
 import pytest
 from conftest import ScriptedPolicy, require_isolation
 
-from minazr import parsing
-from minazr.buffer import Buffers
-from minazr.config import RewardsConfig, SelfPlayConfig
-from minazr.executor import Check, ExecResult, Executor, Run, SandboxError, _checked
-from minazr.prompts import Renderer
-from minazr.rewards import RewardScheme
-from minazr.sandbox_rules import ALLOWED_MODULES
-from minazr.selfplay import seed_buffers, selfplay_step
-from minazr.tasks import make_task
+from minazr.selfplay import parsing
+from minazr.selfplay.buffer import Buffers
+from minazr.driver.config import RewardsConfig, SelfPlayConfig
+from minazr.sandbox.executor import Check, ExecResult, Executor, Run, SandboxError, _checked
+from minazr.selfplay.prompts import Renderer
+from minazr.selfplay.rewards import RewardScheme
+from minazr.sandbox.rules import ALLOWED_MODULES
+from minazr.selfplay.step import seed_buffers, selfplay_step
+from minazr.selfplay.tasks import make_task
 
 # Reaches the server's modules at run time (the static check refuses `_sys`; `raw` executors skip that check).
 SYS = "import collections\nS = collections._sys\nLETTERS = 'abcdefghijklmnop'\n"

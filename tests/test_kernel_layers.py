@@ -11,7 +11,7 @@ import socket
 import pytest
 from conftest import require_isolation
 
-from minazr.executor import Executor
+from minazr.sandbox.executor import Executor
 
 # Modules the bare child can use: whatever the server had loaded (nothing can be imported inside the chroot).
 PRELUDE = "import os\nimport resource\nimport socket\nimport _thread\n\n"

@@ -14,7 +14,7 @@ import torch
 from conftest import tiny_llama
 
 from learner.core import LearnerCore
-from minazr.config import LearnerConfig
+from minazr.driver.config import LearnerConfig
 
 VOCAB = 48
 

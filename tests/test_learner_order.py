@@ -14,7 +14,7 @@ import torch
 from conftest import tiny_llama
 
 from learner.core import LearnerCore
-from minazr.config import LearnerConfig, RolloutConfig
+from minazr.driver.config import LearnerConfig, RolloutConfig
 
 pytestmark = pytest.mark.slow
 VOCAB = 48

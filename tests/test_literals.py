@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minazr import literals, parsing
-from minazr.executor import ExecResult, _agree
-from minazr.literals import NotLiteral
+from minazr.sandbox import literals
+from minazr.selfplay import parsing
+from minazr.sandbox.executor import ExecResult, _agree
+from minazr.sandbox.literals import NotLiteral
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
                     st.text(max_size=8), st.binary(max_size=8))

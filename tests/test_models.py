@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from minazr import models
-from minazr.models import EMBEDDED, REQUIREMENTS_DIR, ModelError, assemble_verified, embedded_parts, resolve_model
+from minazr.driver import models
+from minazr.driver.models import EMBEDDED, REQUIREMENTS_DIR, ModelError, assemble_verified, embedded_parts, resolve_model
 
 
 def fake_distribution(site: Path, package: str, version: str, relpath: str, data: bytes) -> Path:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from minazr import parsing
-from minazr.parsing import ParseError
+from minazr.selfplay import parsing
+from minazr.selfplay.parsing import ParseError
 
 
 def test_answer_tags():

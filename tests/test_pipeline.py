@@ -2,8 +2,8 @@
 
 import pytest
 
-from minazr.pipeline import Pipeline
-from minazr.policy import ScoredSample
+from minazr.driver.pipeline import Pipeline
+from minazr.contracts.policy import ScoredSample
 
 
 class FakeLearner:

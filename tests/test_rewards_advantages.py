@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from minazr.advantages import ESTIMATORS, token_weights
-from minazr.config import RewardsConfig
-from minazr.rewards import RewardScheme, learnability, proposer_reward, solver_reward
+from minazr.selfplay.advantages import ESTIMATORS, token_weights
+from minazr.driver.config import RewardsConfig
+from minazr.selfplay.rewards import RewardScheme, learnability, proposer_reward, solver_reward
 
 AZR = RewardScheme.from_config(RewardsConfig())
 

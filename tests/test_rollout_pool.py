@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from minazr.policy import Completion, GenRequest, Generation, PoolError, Sampling
+from minazr.contracts.policy import Completion, GenRequest, Generation, PoolError, Sampling
 from rollout.worker import RolloutPool, split_by_load
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import require_isolation
 
-from minazr.executor import Executor
+from minazr.sandbox.executor import Executor
 
 # A route to the os module that the static check rejects but the runtime must still contain.
 VIA_SYS = "import collections\ndef f():\n    os = collections._sys.modules['os']\n"

@@ -7,12 +7,12 @@ from dataclasses import replace
 import pytest
 from conftest import ScriptedPolicy
 
-from minazr.buffer import Buffers
-from minazr.config import AdvantagesConfig, RewardsConfig, SelfPlayConfig
-from minazr.prompts import Renderer
-from minazr.rewards import RewardScheme
-from minazr.selfplay import fill_buffers, seed_buffers, selfplay_step
-from minazr.tasks import Entry, make_task, tasks_from_config
+from minazr.selfplay.buffer import Buffers
+from minazr.driver.config import AdvantagesConfig, RewardsConfig, SelfPlayConfig
+from minazr.selfplay.prompts import Renderer
+from minazr.selfplay.rewards import RewardScheme
+from minazr.selfplay.step import fill_buffers, seed_buffers, selfplay_step
+from minazr.selfplay.tasks import Entry, make_task, tasks_from_config
 
 AZR = RewardScheme.from_config(RewardsConfig())
 RENDER = Renderer("r1")
@@ -200,7 +200,7 @@ def test_fill_buffers_seeds_to_target(executor):
 
 def test_sandbox_failures_are_dropped_not_penalised(executor):
     """A result that is the sandbox's fault (a crashed server) must not become a -1 for the model."""
-    from minazr.executor import INFRA_PREFIX, ExecResult
+    from minazr.sandbox.executor import INFRA_PREFIX, ExecResult
 
     class FlakyExecutor:
         def map(self, jobs, timeout_s):

@@ -8,13 +8,13 @@ import random
 import pytest
 from conftest import ScriptedPolicy
 
-from minazr.buffer import Buffers, TaskBuffer
-from minazr.config import RewardsConfig, SelfPlayConfig
-from minazr.prompts import Renderer
-from minazr.rewards import RewardScheme
-from minazr.selfplay import seed_buffers, selfplay_step
-from minazr.tasks import Entry, make_task, tasks_from_config
-from minazr.tasks.code_tasks import IDENTITY
+from minazr.selfplay.buffer import Buffers, TaskBuffer
+from minazr.driver.config import RewardsConfig, SelfPlayConfig
+from minazr.selfplay.prompts import Renderer
+from minazr.selfplay.rewards import RewardScheme
+from minazr.selfplay.step import seed_buffers, selfplay_step
+from minazr.selfplay.tasks import Entry, make_task, tasks_from_config
+from minazr.selfplay.tasks.code_tasks import IDENTITY
 
 AZR = RewardScheme.from_config(RewardsConfig())
 TRIPLE = "def f(x):\n    return x * 3"
@@ -292,8 +292,8 @@ def test_the_identity_seed_retires_once_the_model_has_proposed_enough():
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from minazr.code_check import check_inputs  # noqa: E402
-from minazr.tasks import probes  # noqa: E402
+from minazr.sandbox.code_check import check_inputs  # noqa: E402
+from minazr.selfplay.tasks import probes  # noqa: E402
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.text(max_size=12),
                      st.floats(allow_nan=False, allow_infinity=False), st.binary(max_size=6))
@@ -315,7 +315,7 @@ def test_probe_inputs_are_literal_inputs_that_differ_from_the_proposal(values):
 
 
 def test_probe_audit_counts_every_cruxeval_item_once():
-    from minazr.tasks.probe_audit import audit
+    from minazr.eval.probe_audit import audit
 
     report = audit(limit=30)
     assert sum(report["deduction"].values()) == 30 and report["deduction"]["valid"] >= 15

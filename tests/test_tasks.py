@@ -2,8 +2,8 @@
 
 import pytest
 
-from minazr.prompts import SYSTEM, Renderer
-from minazr.tasks import TASKS, make_task
+from minazr.selfplay.prompts import SYSTEM, Renderer
+from minazr.selfplay.tasks import TASKS, make_task
 
 
 def test_registry_has_the_four_tasks():
@@ -30,8 +30,8 @@ def test_templates():
 
 
 def test_proposer_prompts_show_references(executor):
-    from minazr.buffer import Buffers
-    from minazr.selfplay import seed_buffers
+    from minazr.selfplay.buffer import Buffers
+    from minazr.selfplay.step import seed_buffers
     import random
 
     tasks = {n: make_task(n, k_references=3) for n in TASKS}
@@ -50,7 +50,7 @@ def test_proposer_prompts_show_references(executor):
 
 
 def test_program_proposals_take_an_input_block_or_else_a_demo_call():
-    from minazr.parsing import ParseError
+    from minazr.selfplay.parsing import ParseError
 
     ded = make_task("deduction")
     program = "def f(xs, k):\n    return sorted(xs)[k]"

@@ -13,7 +13,7 @@ import os
 import pytest
 import torch
 
-from minazr.wire import WeightServer, WireError, fetch_weights
+from minazr.contracts.wire import WeightServer, WireError, fetch_weights
 
 
 def tensors(seed: int) -> list[tuple[str, torch.Tensor]]:

@@ -10,9 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from minazr.experiment import paired_difference
+from minazr.driver.experiment import paired_difference
 
-# the example answers of the solver prompts' format lines (minazr/prompts.py), as the extractor returns them
+# the example answers of the solver prompts' format lines (minazr/selfplay/prompts.py), as the extractor returns them
 EXAMPLES = {"cruxeval-o": {"[1, 2]"}, "cruxeval-i": {"('abc', 3)", "['abc', 3]", "'abc', 3"}, "gsm8k": {"42.0"}}
 
 

@@ -1,0 +1,302 @@
+"""`minazr train`: Absolute Zero self-play with vLLM rollout workers and a learner, as Ray actors.
+
+    minazr train --config configs/default.yaml [section.key=value ...]
+    minazr train --resume runs/latest
+
+The driver joins a running Ray cluster if there is one, else starts a local one; starts `rollout.num_workers`
+RolloutWorkers (one vLLM engine each) and one Learner; seeds the task buffers; then per step runs
+propose -> validate -> Monte-Carlo solve -> solve -> rewards -> advantages (minazr/selfplay/step.py, with generation
+spread over all workers), hands the samples to the learner, and pushes the new weights to every worker over ZMQ
+(minazr/driver/pipeline.py bounds how stale trained samples may be). Metrics go to RUN_DIR/metrics.jsonl and TensorBoard,
+samples to RUN_DIR/samples.jsonl, checkpoints to RUN_DIR/checkpoints/.
+"""
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from minazr.driver import checkpoint
+from minazr.selfplay.buffer import Buffers
+from minazr.driver.config import Config, save_config, to_dict
+from minazr.eval.evaluate import evaluate, load_benchmarks, write_reports
+from minazr.sandbox.executor import from_config as executor_from_config
+from minazr.driver.metrics import MetricsSink, truncate_after
+from minazr.driver.models import resolve_model
+from minazr.driver.pipeline import Pipeline
+from minazr.driver.ray_session import TrainError, connect_ray, remote_call
+from minazr.selfplay.prompts import Renderer
+from minazr.selfplay.rewards import RewardScheme
+from minazr.selfplay.step import fill_buffers, seed_buffers, selfplay_step
+from minazr.selfplay.tasks import tasks_from_config
+
+log = logging.getLogger(__name__)
+
+
+def check_sampling(cfg: Config) -> None:
+    """Sampling the learner can reproduce: it recomputes log-probs at the sampling temperature, and has no way to
+    reproduce nucleus sampling's truncated distribution, so the importance ratio would be wrong with top_p < 1."""
+    if cfg.selfplay.top_p < 1.0:
+        raise TrainError(f"selfplay.top_p={cfg.selfplay.top_p}: training needs top_p 1.0 (the learner cannot "
+                         "reproduce nucleus sampling's log-probs, so the importance ratio would be wrong)")
+    if cfg.selfplay.temperature <= 0.0:
+        raise TrainError("selfplay.temperature=0: training samples at a temperature > 0 (greedy decoding has no "
+                         "log-probs to learn from)")
+
+
+def run_training(cfg: Config, resume: str | None = None, on_step=None) -> Path:
+    """Train (or resume) a run; `on_step(step, StepResult)` sees each step's result (minazr bench uses it)."""
+    check_sampling(cfg)
+    run_dir = Path(resume or cfg.run.out_dir)
+    ckpt = checkpoint.latest(run_dir) if resume else None
+    if resume and ckpt is None:
+        raise TrainError(f"{run_dir}: no complete checkpoint to resume from")
+    if ckpt:
+        try:
+            checkpoint.verify(ckpt)
+            start_step, version, rng = checkpoint.load_driver_state(ckpt)
+        except ValueError as e:
+            raise TrainError(f"cannot resume: {e}") from None
+        model_path, optimizer_state = ckpt / "model", str(ckpt / "learner_state.pt")
+    else:
+        start_step, version, rng = 0, 0, random.Random(cfg.run.seed)
+        model_path, optimizer_state = resolve_model(cfg.model.name), None
+    for log_file in ("metrics.jsonl", "samples.jsonl"):  # steps after the checkpoint (all, when fresh) are redone
+        dropped = truncate_after(run_dir / log_file, start_step - 1)
+        if dropped and not ckpt:
+            print(f"minazr train: {run_dir / log_file} held {dropped} lines of an earlier run without a "
+                  "checkpoint; starting it anew (use --resume to continue a run)", flush=True)
+    save_config(cfg, run_dir)
+    evals = load_benchmarks(cfg.eval.benchmarks, cfg.eval.data_dir or None, cfg.eval.limit or None) \
+        if cfg.eval.every else None  # a bad data file fails now, not hours into the run
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    render = Renderer.from_config(cfg.selfplay, tokenizer)
+    tasks = tasks_from_config(cfg.selfplay)
+    sink = MetricsSink(run_dir, cfg.train.tensorboard, cfg.train.wandb, to_dict(cfg))
+    cluster = executor = None
+    try:
+        cluster = _Cluster(cfg, model_path, optimizer_state, version, run_dir)
+        executor = executor_from_config(cfg.executor)
+        buffers = Buffers.empty(tasks, cfg.buffer.cap, cfg.buffer.retire_seed_after)
+        if ckpt:
+            buffers.load(ckpt / "buffers")
+        else:
+            _seed(cluster.pool, buffers, tasks, executor, cfg, render, rng)
+        _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer, evals,
+              on_step)
+    finally:
+        if executor is not None:
+            executor.close()
+        sink.close()
+        if cluster is not None:
+            cluster.close()
+    return run_dir
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer, evals,
+          on_step=None) -> None:
+    scheme = RewardScheme.from_config(cfg.rewards)
+    pipe = Pipeline(cluster.learner_handle(), cluster.pool_handle(), cfg.train.max_staleness, cluster.version,
+                    cfg.advantages.weighting)
+    bar = tqdm(range(start_step, cfg.train.steps), desc="train", unit="step", initial=start_step,
+               total=cfg.train.steps, dynamic_ncols=True)
+
+    def finish(done):
+        for step, metrics in done:
+            metrics["time/step"] = time.perf_counter() - metrics.pop("_t0")
+            sink.log(metrics, step)
+            bar.write(_summary(step, metrics))
+
+    for step in bar:
+        finish(pipe.before_generate())
+        t0 = time.perf_counter()
+        result = selfplay_step(cluster.pool, buffers, tasks, executor, cfg.selfplay, scheme, render, rng, step,
+                               cfg.executor.timeout_s, cfg.advantages.estimator, cfg.advantages.weighting,
+                               on_phase=lambda phase: bar.set_postfix_str(phase),
+                               confirm_runs=cfg.executor.confirm_runs)
+        if on_step is not None:
+            on_step(step, result)
+        if cfg.train.sample_table_every and step % cfg.train.sample_table_every == 0:
+            _sample_table(run_dir, step, result.samples, bar.write)
+        bar.set_postfix_str("learn")
+        pipe.submit(step, result.samples, {**result.metrics, "rollout/restarts": cluster.pool.restarts, "_t0": t0})
+        last = step + 1 == cfg.train.steps
+        if evals and ((step + 1) % cfg.eval.every == 0 or last):
+            bar.set_postfix_str("eval")
+            done = pipe.drain()  # evaluate the weights this step's update produced, now served by every worker
+            for s, metrics in done:
+                if s == step:
+                    metrics.update(_evaluate(cfg, run_dir, step, cluster.pool, executor, render, evals, bar.write))
+            finish(done)
+        if last or (cfg.train.checkpoint_every and (step + 1) % cfg.train.checkpoint_every == 0):
+            bar.set_postfix_str("checkpoint")
+            finish(pipe.drain())
+            _save(run_dir, step + 1, cluster, buffers, rng, tokenizer, cfg.train.keep_checkpoints, pipe.submitted)
+    finish(pipe.drain())
+    bar.close()
+    print(f"minazr train: done. Run directory {run_dir}: metrics.jsonl, samples.jsonl, tb/ (TensorBoard), "
+          f"checkpoints/{(checkpoint.latest(run_dir) or Path('-')).name} (HF model in model/)")
+
+
+def _evaluate(cfg, run_dir, step, pool, executor, render, evals, write) -> dict:
+    """eval/<benchmark> accuracy of the served weights; per-item results in RUN_DIR/eval/step_<step>/."""
+    t0 = time.perf_counter()
+    reports = evaluate(pool, executor, render, evals, cfg.eval.max_tokens, cfg.eval.chunk, cfg.executor.timeout_s)
+    summary = write_reports(run_dir / "eval" / f"step_{step:06d}", reports, f"{run_dir} after step {step}")
+    write(f"eval after step {step}: " + " | ".join(f"{name} {100 * s['accuracy']:.1f}% (n={s['n']})"
+                                                   for name, s in summary.items()))
+    metrics = {f"eval/{name}": s["accuracy"] for name, s in summary.items()}
+    metrics.update({f"eval/format_rate/{name}": s["format_rate"] for name, s in summary.items()})
+    return {**metrics, "time/eval": time.perf_counter() - t0}
+
+
+def _seed(pool, buffers, tasks, executor, cfg, render, rng) -> None:
+    seed_buffers(buffers, tasks, executor, cfg.executor.timeout_s)
+    with tqdm(total=cfg.buffer.seed_max_rounds, desc="seeding buffers", unit="round", dynamic_ncols=True) as bar:
+        def on_round(_, sizes):
+            bar.update(1)
+            bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in sizes.items()))
+
+        rounds = fill_buffers(pool, buffers, tasks, executor, cfg.selfplay, render, rng, cfg.buffer.seed_size,
+                              cfg.buffer.seed_max_rounds, cfg.executor.timeout_s, on_round,
+                              confirm_runs=cfg.executor.confirm_runs)
+    short = {k: v for k, v in buffers.sizes().items() if v < cfg.buffer.seed_size}
+    if short:
+        log.warning("seeding stopped after %d rounds with buffers below %d: %s", rounds, cfg.buffer.seed_size, short)
+
+
+def _save(run_dir, next_step, cluster, buffers, rng, tokenizer, keep, version) -> None:
+    tmp = checkpoint.begin(run_dir, next_step)
+    cluster.save_learner(tmp)
+    tokenizer.save_pretrained(tmp / "model")  # so the checkpoint loads on its own in transformers and vLLM
+    buffers.save(tmp / "buffers")
+    checkpoint.save_driver_state(tmp, next_step, version, rng)
+    checkpoint.commit(run_dir, tmp, next_step, keep)
+
+
+def _summary(step: int, m: dict) -> str:
+    tasks = sorted({k.rsplit("/", 1)[1] for k in m if k.startswith("solve/accuracy/")})
+    acc = " ".join(f"{t[:3]}={m[f'solve/accuracy/{t}']:.2f}" for t in tasks)
+    valid = " ".join(f"{t[:3]}={m.get(f'propose/valid_rate/{t}', 0):.2f}" for t in tasks)
+    think = " ".join(f"{t[:3]}={m.get(f'solve/think_rate/{t}', 0):.2f}" for t in tasks)
+    copies = sum(m.get(f"propose/copy_rate/{t}", 0) for t in tasks) / max(1, len(tasks))
+    return (f"step {step}: solve acc {acc} | think {think} | valid proposals {valid} (copies {copies:.2f}) | "
+            f"{m.get('gen/tokens_per_s', 0):.0f} tok/s | "
+            f"step {m.get('time/step', 0):.0f}s (sync {m.get('time/weight_sync', 0):.1f}s) | "
+            f"version {m.get('version', 0)} lag {m.get('version_lag/max', 0)}")
+
+
+def _sample_table(run_dir: Path, step: int, samples, write) -> None:
+    with (run_dir / "samples.jsonl").open("a") as fh:
+        for s in samples:
+            fh.write(json.dumps({"step": step, "task": s.task, "role": s.role, "reward": s.reward,
+                                 "advantage": s.advantage, "outcome": s.outcome, "version": s.version,
+                                 "finish_reason": s.finish_reason, "prompt": s.prompt,
+                                 "completion": s.completion}) + "\n")
+    rows = [f"  {'role':7} {'task':9} {'reward':>6}  {'outcome':32} completion"]
+    seen = set()
+    for s in samples:  # one row per task x role x outcome kind keeps the table short
+        key = (s.role, s.task, s.outcome.split(":")[0])
+        if key in seen:
+            continue
+        seen.add(key)
+        text = " ".join(s.completion.split())[:60]
+        rows.append(f"  {s.role:7} {s.task:9} {s.reward:6.2f}  {s.outcome[:32]:32} {text}")
+    write(f"samples of step {step} (all in samples.jsonl):\n" + "\n".join(rows))
+
+
+# ---------------------------------------------------------------- Ray side
+
+
+class _Cluster:
+    """Ray, the learner actor and the rollout workers, started in that order and closed together.
+
+    Every remote call has a deadline (rollout.timeout_s); a hang, a dead learner or workers that cannot be placed
+    become a TrainError with one line for the user (rollout worker deaths are handled by the pool itself).
+    """
+
+    def __init__(self, cfg: Config, model_path, optimizer_state, version: int, run_dir: Path):
+        import ray
+
+        from learner.actor import start_learner
+        from rollout.worker import start_pool
+
+        self.ray = ray
+        self.timeout_s = cfg.rollout.timeout_s
+        self.learner, self.pool = None, None
+        connect_ray(cfg.train)
+        try:
+            self.learner = start_learner(model_path, cfg.learner, cfg.rollout, cfg.run.seed, optimizer_state)
+            self.address = remote_call(ray, self.learner.address.remote(), self.timeout_s, "start the learner",
+                                       resumable=False)
+            remote_call(ray, self.learner.set_version.remote(version), self.timeout_s, "set the learner's version")
+            remote_call(ray, self.learner.publish.remote(), self.timeout_s, "publish weights")
+            self.pool = start_pool(model_path, cfg.rollout, cfg.run.seed)
+            self.pool.load_weights(self.address, version)  # every worker serves exactly the learner's weights
+            self.version = version
+            self.describe(run_dir)
+        except BaseException:
+            self.close()
+            raise
+
+    def describe(self, run_dir: Path) -> dict:
+        """Where everything runs (RUN_DIR/cluster.json): node ids and addresses of the learner and each worker."""
+        layout = {"learner": {"address": self.address,
+                              "node_id": remote_call(self.ray, self.learner.node_id.remote(), self.timeout_s,
+                                                     "describe the learner"),
+                              "pid": remote_call(self.ray, self.learner.pid.remote(), self.timeout_s,
+                                                 "describe the learner")},
+                  "workers": self.pool.info(), "nodes": len(self.ray.nodes())}
+        (run_dir / "cluster.json").write_text(json.dumps(layout, indent=2) + "\n")
+        return layout
+
+    def learner_handle(self):
+        return _LearnerHandle(self.ray, self.learner, self.timeout_s)
+
+    def pool_handle(self):
+        return _PoolHandle(self.pool, self.address)
+
+    def save_learner(self, directory: Path) -> None:
+        remote_call(self.ray, self.learner.save.remote(str(directory)), self.timeout_s, "save a checkpoint")
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+        if self.learner is not None:
+            try:
+                self.ray.kill(self.learner)
+            except Exception:  # already gone: nothing to close
+                pass
+
+
+class _LearnerHandle:
+    def __init__(self, ray, actor, timeout_s):
+        self.ray, self.actor, self.timeout_s = ray, actor, timeout_s
+
+    def submit(self, batch, version):
+        return _Result(self.ray, self.actor.train_step.remote(batch, version), self.timeout_s)
+
+
+class _Result:
+    def __init__(self, ray, ref, timeout_s):
+        self.ray, self.ref, self.timeout_s = ray, ref, timeout_s
+
+    def result(self) -> dict:
+        return remote_call(self.ray, self.ref, self.timeout_s, "run a learner update")
+
+
+class _PoolHandle:
+    def __init__(self, pool, address):
+        self.pool, self.address = pool, address
+
+    def load_weights(self, version):
+        return self.pool.load_weights(self.address, version)

@@ -1,0 +1,206 @@
+"""Every prompt minAZR shows the model in training, in one place, and the two ways of wrapping them.
+
+Instructions follow Absolute Zero's (Zhao et al., 2025, appendix) in shortened form: small models follow short,
+concrete formats better. Two templates:
+- "r1": the raw R1-style text AZR uses for base models; the completion starts inside <think>.
+- "chat": system + user messages rendered by the tokenizer's chat template (instruct models).
+Solver prompts ask for reasoning in <think> </think> before the <answer> (the strict format the solver reward
+checks) and show placeholders (OUTPUT, INPUT, NUMBER), never an example that could pass as an answer: small
+models copy examples. PLACEHOLDER_INPUTS lists the texts a proposer may copy from these templates as an input
+(today's and earlier versions'); a proposal that does is rejected. The evaluation's standard prompts are apart, in
+minazr/eval/harness.py.
+"""
+
+from dataclasses import dataclass
+
+SYSTEM = ("You are a helpful assistant. First think about the reasoning process, then give the answer. Put the "
+          "reasoning in <think> </think> tags and the final answer in <answer> </answer> tags, i.e. "
+          "<think> reasoning here </think> <answer> answer here </answer>.")
+
+R1_TEMPLATE = ("A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
+               "The assistant first thinks about the reasoning process in the mind and then provides the user with "
+               "the answer. The reasoning process and answer are enclosed within <think> </think> and <answer> "
+               "</answer> tags, respectively, i.e., <think> reasoning process here </think> <answer> answer here "
+               "</answer>. User: {instruction}\nAssistant: <think>")
+
+CODE_RULES = """### Code requirements
+- Name the entry function `f` (`def f(...): ...`); helper functions and classes may be defined inside `f` or above it.
+- `f` takes at least one argument and returns a plain value (numbers, strings, booleans, None, and lists, tuples,
+  dicts and sets of them); it must be deterministic.
+- Do not use randomness, date/time, files, the network, printing or any external state.
+- Allowed imports: math, collections, itertools, functools, operator, string, re, heapq, bisect, copy, fractions,
+  decimal, typing, dataclasses, json, textwrap. It must finish within a few seconds.
+- The input is the argument list of one call to `f`, as Python literals (numbers, strings, lists, ...).
+- The output must depend on the input, must not be None, and must not simply be the input itself."""
+
+PROPOSE_PROGRAM = """## Task: create a new Python program `f` and one input for it{purpose}
+
+{rules}
+
+### Answer format: after your reasoning, write exactly two fenced blocks: the program, then its input
+```python
+def f(...):
+    ...
+    return ...
+```
+```input
+the argument list of one call to f, as Python literals
+```
+
+### Reference programs (make yours different from these, and harder)
+{references}"""
+
+PROPOSE_PURPOSE = {
+    "deduction": ". Another model will be shown the program and the input and must predict the output, so the "
+                 "output should take careful multi-step reasoning to work out",
+    "abduction": ". Another model will be shown the program and the output and must find an input that produces "
+                 "it, so working backwards from the output should take careful reasoning",
+}
+
+PROPOSE_INDUCTION = """## Task: write {n} inputs and a message for the program below
+Another model will see half of your inputs with their outputs, plus your message, and must write the program. The
+inputs should be diverse and together reveal what the program does; the message is a short hint.
+
+```python
+{program}
+```
+
+### Format: each input in its own block, the argument list of one call to `f`, then the message
+```input
+arg1, arg2
+```
+```message
+one or two sentences of hint
+```"""
+
+PROPOSE_MATH = """## Task: create a new math word problem and a Python function that computes its answer
+Write a problem with one numeric answer, then a function `def f():` that takes no arguments and returns that
+answer as an int or float. The function is run to obtain the answer; your own answer is never used.
+
+### Format
+```problem
+the word problem
+```
+```python
+def f():
+    ...
+    return answer
+```
+
+### Reference problems (make yours different from these, and harder)
+{references}"""
+
+SOLVE_DEDUCTION = """## Task: predict the output of the program for the given input
+```python
+{program}
+```
+```input
+{inputs}
+```
+Think step by step: execute the program by hand inside <think>, and close the reasoning with </think>. Then give
+the exact return value of `f` as a Python literal inside <answer> </answer>. The shape of your reply:
+<think>
+(the steps, one per line)
+</think>
+<answer> OUTPUT </answer>"""
+
+SOLVE_ABDUCTION = """## Task: find an input for which the program returns the given output
+```python
+{program}
+```
+```output
+{output}
+```
+Think step by step inside <think>: work backwards from the output, and close the reasoning with </think>. Then
+give the argument list of one call to `f`, as Python literals, inside <answer> </answer>. The shape of your reply:
+<think>
+(the steps, one per line)
+</think>
+<answer> INPUT </answer>"""
+
+SOLVE_INDUCTION = """## Task: write the program `f` that maps these inputs to these outputs
+Message: {message}
+
+{pairs}
+
+Think step by step inside <think> about what rule maps every input to its output, and close the reasoning with
+</think>. Then write a Python function named `f` that returns the output for each input, inside <answer> </answer>.
+The shape of your reply:
+<think>
+(the steps, one per line)
+</think>
+<answer>
+```python
+def f(...):
+    ...
+```
+</answer>"""
+
+SOLVE_MATH = """## Task: solve the math problem
+{problem}
+
+Think step by step inside <think>, and close the reasoning with </think>. Then give the final numeric answer inside
+<answer> </answer>. The shape of your reply:
+<think>
+(the steps, one per line)
+</think>
+<answer> NUMBER </answer>"""
+
+
+# Inputs a proposer can copy from a template instead of writing one: the proposer templates' placeholders, and the
+# examples earlier versions of these prompts carried (the first 0.5B run copied them into 32 solver prompts).
+PLACEHOLDER_INPUTS = ("the argument list of one call to f, as Python literals", "arg1, arg2", "INPUT", "OUTPUT",
+                      "[3, 1, 2], 'abc'", "'abc', 3", "[1, 2]")
+
+
+def code_reference(entry_data: dict) -> str:
+    return f"```python\n{entry_data['program']}\n```\n```input\n{entry_data['inputs']}\n```\n" \
+           f"```output\n{entry_data['output']}\n```"
+
+
+def math_reference(entry_data: dict) -> str:
+    return f"```problem\n{entry_data['problem']}\n```\nAnswer: {entry_data['answer']}"
+
+
+def io_pairs(pairs: list[tuple[str, str]]) -> str:
+    return "\n".join(f"Input: f({i})\nOutput: {o}" for i, o in pairs)
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """Wraps an instruction into the text the engine sees: R1 raw text, or the tokenizer's chat template."""
+
+    template: str = "r1"  # "r1" or "chat"
+    tokenizer: object = None  # anything with apply_chat_template (transformers tokenizers), for "chat"
+    open_think: bool = False  # chat: the assistant's turn starts inside <think>, as the r1 template's does
+
+    @classmethod
+    def from_config(cls, cfg, tokenizer) -> "Renderer":
+        """The renderer a SelfPlayConfig asks for."""
+        return cls(cfg.prompt_template, tokenizer, cfg.open_think)
+
+    @property
+    def think_opened(self) -> bool:
+        """Does the rendered prompt end inside <think> (the completion starts with the reasoning)?"""
+        return self.template == "r1" or self.open_think
+
+    def __call__(self, instruction: str) -> str:
+        if self.template == "r1":
+            return R1_TEMPLATE.format(instruction=instruction)
+        if self.template == "chat":
+            if self.tokenizer is None or not hasattr(self.tokenizer, "apply_chat_template"):
+                raise ValueError("the chat template needs a tokenizer with apply_chat_template")
+            messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": instruction}]
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return text + "<think>\n" if self.open_think else text
+        raise ValueError(f"unknown prompt template {self.template!r} (expected 'r1' or 'chat')")
+
+    def plain(self, instruction: str) -> str:
+        """The instruction as the only user message of the chat template, without our system prompt (the
+        standard evaluation prompts); r1 models get the instruction as raw text."""
+        if self.template != "chat":
+            return instruction
+        if self.tokenizer is None or not hasattr(self.tokenizer, "apply_chat_template"):
+            raise ValueError("the chat template needs a tokenizer with apply_chat_template")
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": instruction}], tokenize=False,
+                                                  add_generation_prompt=True)

@@ -1,0 +1,280 @@
+"""AZR's three code tasks over Python programs `f`.
+
+- deduction: propose (program, input); the executor computes the output; solve: predict the output, correct when
+  it equals the gold output by value (both are literals, compared by the executor without running anything).
+- abduction: propose (program, input); the executor computes the output; solve: give any input x, correct when
+  f(x) == gold output by value (f runs in the sandbox, twice; the comparison happens outside it).
+- induction: given a program from the deduction and abduction buffers, propose N inputs and a message; the executor
+  computes the outputs; solve: from the message and the visible half of the pairs write a program that passes the
+  hidden half.
+
+A proposal is rejected as trivial (its reason starts with "trivial:") when its output is None, is the input
+itself, or does not depend on the input (the same output on the probe inputs of tasks/probes.py; for induction,
+the same output for every input); and when its input is a template's placeholder text.
+"""
+
+import ast
+import math
+import random
+
+from minazr.selfplay import parsing, prompts
+from minazr.sandbox.executor import Check, Equal, ExecResult, Job, Run
+from minazr.sandbox.code_check import check_inputs
+from minazr.selfplay.parsing import ParseError
+from minazr.selfplay.tasks import probes, register
+from minazr.selfplay.tasks.base import Entry, Invalid, Task, digest, normalized_literals, normalized_program, short_reason
+
+IDENTITY = "def f(a):\n    return a"
+PROGRAM_TASKS = ("deduction", "abduction")  # whose programs induction writes inputs for
+
+
+def _placeholders() -> set[str]:
+    out = set()
+    for text in prompts.PLACEHOLDER_INPUTS:
+        try:
+            out.add(normalized_literals(text))
+        except (Invalid, SyntaxError, ValueError):
+            out.add(text)
+    return out
+
+
+PLACEHOLDERS = _placeholders()
+_PLACEHOLDER_TEXTS = {t.lower() for t in prompts.PLACEHOLDER_INPUTS}
+
+
+def is_placeholder(args: str) -> bool:
+    """Is this input (a checked argument list, or raw block text) one of the templates' placeholders?"""
+    if args.strip().lower() in _PLACEHOLDER_TEXTS:
+        return True
+    try:
+        return normalized_literals(args) in PLACEHOLDERS
+    except (Invalid, SyntaxError, ValueError):
+        return False
+
+
+def has_keywords(args: str) -> bool:
+    """Inputs are positional literals: keyword arguments would slip past the probes of tasks/probes.py."""
+    try:
+        return bool(ast.parse(f"f({args})", mode="eval").body.keywords)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return True
+
+
+def trivial_output(inputs: str, output: str) -> str | None:
+    """Why an output makes a task trivial, or None."""
+    if output == "None":
+        return "trivial: returns None"
+    if probes.returns_input(inputs, output):
+        return "trivial: returns its input"
+    return None
+
+
+class _ProgramInputTask(Task):
+    """Shared by deduction and abduction: both propose a program with one input, conditioned on K references."""
+
+    def propose_context(self, buffers, rng: random.Random) -> dict:
+        refs = buffers[self.name].sample(self.settings.get("k_references", 6), rng)
+        return {"references": [e.data for e in refs]}
+
+    def propose_prompt(self, context: dict) -> str:
+        refs = "\n\n".join(prompts.code_reference(d) for d in context["references"]) or "(none yet)"
+        return prompts.PROPOSE_PROGRAM.format(purpose=prompts.PROPOSE_PURPOSE[self.name], rules=prompts.CODE_RULES,
+                                              references=refs)
+
+    def parse_proposal(self, text: str, context: dict) -> dict:
+        text = parsing.after_thinking(text)
+        program = parsing.program(text)
+        inputs = parsing.blocks(text, "input")
+        if not inputs:  # an input given as a demo call (`assert f(x) == y`) counts; nothing else does
+            args = parsing.call_arguments(text)
+            if args is None:
+                raise ParseError("no input block")
+        else:
+            if inputs[-1].strip().lower() in _PLACEHOLDER_TEXTS:
+                raise ParseError("input is the template's placeholder")
+            args = parsing.arguments(inputs[-1])
+        if not args.strip():
+            raise ParseError("empty input (f must take at least one argument)")
+        if is_placeholder(args):
+            raise ParseError("input is the template's placeholder")
+        if has_keywords(args):
+            raise ParseError("keyword arguments in the input")
+        return {"program": program, "inputs": args}
+
+    def validation_jobs(self, proposal: dict) -> list[Job]:
+        """The proposed run (its output becomes the gold answer), then probe runs on inputs of the same shapes."""
+        return [Run(proposal["program"], proposal["inputs"])] + \
+            [Run(proposal["program"], v, probe=True) for v in probes.variants(proposal["inputs"])]
+
+    def make_entry(self, proposal: dict, results: list[ExecResult], step: int, seed: bool = False) -> Entry:
+        res, *probed = results
+        if not res.ok:
+            raise Invalid(short_reason(res.error))
+        reason = None if seed else trivial_output(proposal["inputs"], res.output)  # AZR's seed is the identity
+        if reason:
+            raise Invalid(reason)
+        if not seed:
+            answered = [(x, r.output) for x, r in zip(probes.variants(proposal["inputs"]), probed) if r.ok]
+            if not answered:
+                raise Invalid("trivial: runs on no other input")
+            if all(out == res.output for _, out in answered):
+                raise Invalid("trivial: output does not depend on the input")
+            if probes.projection(proposal["inputs"], res.output, answered) is not None:
+                raise Invalid("trivial: returns one of its arguments")
+        key = digest(normalized_program(proposal["program"]), normalized_literals(proposal["inputs"]))
+        return Entry(self.name, {**proposal, "output": res.output}, key, step, seed)
+
+    def novelty_key(self, data: dict) -> str:
+        return "program:" + normalized_program(data["program"])
+
+    def behaviour_jobs(self, proposal: dict, context: dict) -> list[Job]:
+        """The proposal and each reference run side by side on the reference's input and its probe inputs: a
+        program that returns what a reference returns on all of them (`x * 3 + 0`, a dead statement, a renamed
+        helper) is that reference's copy, whatever its text."""
+        jobs = []
+        for ref in context.get("references", ()):
+            for x in [ref["inputs"], *probes.variants(ref["inputs"])]:
+                jobs += [Run(proposal["program"], x, runs=1, probe=True), Run(ref["program"], x, runs=1, probe=True)]
+        return jobs
+
+    def copies_a_reference(self, proposal: dict, context: dict, results: list[ExecResult]) -> bool:
+        at = 0
+        for ref in context.get("references", ()):
+            n = 2 * (1 + len(probes.variants(ref["inputs"])))
+            pairs = list(zip(results[at:at + n:2], results[at + 1:at + n:2]))
+            at += n
+            same = all(a.ok == b.ok and (not a.ok or a.output == b.output) for a, b in pairs)
+            if same and sum(a.ok for a, _ in pairs) >= 2:
+                return True
+        return False
+
+    def seed_proposals(self) -> list[tuple[dict, dict]]:
+        return [({"program": IDENTITY, "inputs": "'Hello World'"}, {})]  # AZR's seed triplet
+
+
+@register
+class Deduction(_ProgramInputTask):
+    name = "deduction"
+
+    def solve_prompt(self, entry: Entry) -> str:
+        return prompts.SOLVE_DEDUCTION.format(program=entry.data["program"], inputs=entry.data["inputs"])
+
+    def parse_answer(self, text: str, entry: Entry) -> str:
+        return parsing.literal(self.answer_body(text))
+
+    def check_jobs(self, entry: Entry, answer: str) -> list[Job]:
+        return [Equal(answer, entry.data["output"])]
+
+    def judge(self, entry: Entry, answer, results: list[ExecResult]) -> bool:
+        return results[0].match is True
+
+
+@register
+class Abduction(_ProgramInputTask):
+    name = "abduction"
+    checks_proposer_program = True
+
+    def solve_prompt(self, entry: Entry) -> str:
+        return prompts.SOLVE_ABDUCTION.format(program=entry.data["program"], output=entry.data["output"])
+
+    def parse_answer(self, text: str, entry: Entry) -> str:
+        return parsing.arguments(self.answer_body(text))
+
+    def check_jobs(self, entry: Entry, answer: str) -> list[Job]:
+        return [Check(entry.data["program"], answer, entry.data["output"])]
+
+    def judge(self, entry: Entry, answer, results: list[ExecResult]) -> bool:
+        return results[0].match is True
+
+    def followup_jobs(self, entry: Entry) -> list[Job]:
+        """f run on its own output: when that returns the output again, a solver answers by copying the output."""
+        output = entry.data["output"]
+        return [Run(entry.data["program"], output, probe=True)] if check_inputs(output) is None else []
+
+    def check_followup(self, entry: Entry, results: list[ExecResult]) -> None:
+        if results and results[0].ok and results[0].output == entry.data["output"]:
+            raise Invalid("trivial: f(output) == output, the output answers itself")
+
+
+@register
+class Induction(Task):
+    name = "induction"
+
+    def propose_context(self, buffers, rng: random.Random) -> dict:
+        """A program drawn uniformly from the deduction and abduction entries (seeds retired as in the buffers);
+        never from the induction buffer, whose programs are themselves drawn from there."""
+        pool = [e for name, b in buffers.items() if name in PROGRAM_TASKS for e in b.eligible()]
+        return {"program": rng.choice(pool).data["program"] if pool else IDENTITY}
+
+    def propose_prompt(self, context: dict) -> str:
+        return prompts.PROPOSE_INDUCTION.format(n=self.settings.get("induction_inputs", 6), program=context["program"])
+
+    def parse_proposal(self, text: str, context: dict) -> dict:
+        text = parsing.after_thinking(text)
+        inputs, seen = [], set()
+        for block in parsing.blocks(text, "input"):
+            try:
+                args = parsing.arguments(block)
+                value = normalized_literals(args)  # [1,2] and [1, 2] are one input, not a visible and a hidden
+            except (ParseError, Invalid):
+                continue
+            if is_placeholder(args) or has_keywords(args):
+                continue
+            if value not in seen:
+                seen.add(value)
+                inputs.append(args)
+        need = self.settings.get("induction_inputs", 6)
+        if not inputs:
+            raise ParseError("no valid input block")
+        if len(inputs) < need:
+            raise ParseError(f"fewer than {need} distinct valid inputs")
+        messages = parsing.blocks(text, "message")
+        if not messages or not messages[-1].strip():
+            raise ParseError("no message block")
+        return {"program": context["program"], "inputs": inputs[:need], "message": messages[-1].strip()}
+
+    def validation_jobs(self, proposal: dict) -> list[Job]:
+        return [Run(proposal["program"], args) for args in proposal["inputs"]]
+
+    def make_entry(self, proposal: dict, results: list[ExecResult], step: int, seed: bool = False) -> Entry:
+        if any(r.nondeterministic for r in results):  # the program itself is flawed: no pair of it can be trusted
+            raise Invalid("non-deterministic on one of the inputs")
+        failed = next((r.error for r in results if not r.ok), None)
+        if failed is not None:  # AZR: every input must be valid
+            raise Invalid(f"an input failed ({short_reason(failed)})")
+        pairs = [[args, r.output] for args, r in zip(proposal["inputs"], results)]  # lists: JSON-stable
+        if len({out for _, out in pairs}) == 1:
+            raise Invalid("trivial: the same output for every input")
+        if all(probes.returns_input(args, out) for args, out in pairs):
+            raise Invalid("trivial: returns its input")
+        visible = math.ceil(len(pairs) / 2)
+        data = {"program": proposal["program"], "message": proposal["message"],
+                "visible": pairs[:visible], "hidden": pairs[visible:]}
+        key = digest(normalized_program(proposal["program"]), *sorted(normalized_literals(a) for a, _ in pairs))
+        return Entry(self.name, data, key, step, seed)
+
+    def novelty_key(self, data: dict) -> str:  # the program is given: new means a new set of inputs for it
+        return "induction:" + digest(normalized_program(data["program"]),
+                                     *sorted(normalized_literals(a) for a, _ in data["visible"] + data["hidden"]))
+
+    def solve_prompt(self, entry: Entry) -> str:
+        return prompts.SOLVE_INDUCTION.format(message=entry.data["message"],
+                                              pairs=prompts.io_pairs(entry.data["visible"]))
+
+    def parse_answer(self, text: str, entry: Entry) -> str:
+        if self.settings.get("answer_format", "think") == "think":
+            return parsing.program(self.answer_body(text))
+        try:
+            body = parsing.answer_text(text)
+        except ParseError:
+            body = parsing.after_thinking(text)  # a program outside the tags is still a program
+        return parsing.program(body)
+
+    def check_jobs(self, entry: Entry, answer: str) -> list[Job]:
+        return [Check(answer, args, output) for args, output in entry.data["hidden"]]
+
+    def judge(self, entry: Entry, answer, results: list[ExecResult]) -> bool:
+        return bool(results) and all(r.match is True for r in results)
+
+    def seed_proposals(self) -> list[tuple[dict, dict]]:
+        return []  # an identity induction task is trivial: the buffer is seeded by the model's own proposals
