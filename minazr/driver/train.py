@@ -27,6 +27,7 @@ from minazr.sandbox.executor import from_config as executor_from_config
 from minazr.driver.metrics import MetricsSink, truncate_after
 from minazr.driver.models import resolve_model
 from minazr.driver.pipeline import Pipeline
+from minazr.driver.report import explain_run
 from minazr.driver.ray_session import TrainError, connect_ray, remote_call
 from minazr.selfplay.prompts import Renderer
 from minazr.selfplay.rewards import RewardScheme
@@ -145,6 +146,7 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
     bar.close()
     print(f"minazr train: done. Run directory {run_dir}: metrics.jsonl, samples.jsonl, tb/ (TensorBoard), "
           f"checkpoints/{(checkpoint.latest(run_dir) or Path('-')).name} (HF model in model/)")
+    print(explain_run(run_dir), flush=True)
 
 
 def _evaluate(cfg, run_dir, step, pool, executor, render, evals, write) -> dict:
