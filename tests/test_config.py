@@ -74,10 +74,48 @@ def test_docs_cover_every_field():
             assert f"`{section.name}.{f.name}`" in docs
 
 
-def test_readme_documents_every_field():
+def test_configuration_page_is_the_generated_reference():
+    """docs/configuration.md is `minazr config --docs` verbatim, and the README links it."""
     from pathlib import Path
 
-    readme = Path(__file__).parent.parent.joinpath("README.md").read_text()
-    for line in docs_markdown().splitlines()[2:]:
-        key = line.split("`")[1]
-        assert f"`{key}`" in readme, f"README lacks {key}; paste `minazr config --docs` into it"
+    root = Path(__file__).parent.parent
+    page = root.joinpath("docs", "configuration.md").read_text()
+    assert page == docs_markdown() + "\n", "regenerate: .venv/bin/minazr config --docs > docs/configuration.md"
+    assert "(docs/configuration.md)" in root.joinpath("README.md").read_text()
+    for section in Config.__pydantic_fields__:
+        assert f"| `{section}." in page, section
+
+
+@pytest.mark.parametrize("text,overrides,message", [
+    ("selfplay:\n  tasks: [math, foo]\n", [], "selfplay.tasks[1]: 'foo' is not one of deduction, abduction"),
+    ("", ["learner.freeze=[embed_tokens, 1]"], "learner.freeze[1]: expected a string, got 1"),
+    ("", ["rollout.enforce_eager=1"], "rollout.enforce_eager: expected true or false, got 1"),
+    ("", ["rewards.solve_wrong=yes"], "rewards.solve_wrong: expected a number, got True"),  # YAML: yes is true
+    # every unknown key comes before any other error: the outermost, then the first by name
+    ("rollout:\n  zz: 1\n  num_workers: 0\n  aa: 2\n", [], "rollout.aa: unknown key (known: num_workers, dtype"),
+    ("rollout:\n  zz: 1\n", ["zz.a=1"], "zz: unknown key"),
+])
+def test_pydantic_errors_are_one_line_naming_the_key(tmp_path, text, overrides, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text), overrides)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_sections_are_validated_dataclasses():
+    import copy
+    import dataclasses
+    import pickle
+
+    from minazr.driver.config import LearnerConfig
+
+    cfg = load_config(None, ["learner.lr=1", "rewards.solve_wrong=-2", "selfplay.tasks=[math]"])
+    assert cfg.learner.lr == 1.0 and isinstance(cfg.learner.lr, float) and cfg.rewards.solve_wrong == -2.0
+    assert pickle.loads(pickle.dumps(cfg)) == cfg == copy.deepcopy(cfg)  # configs travel to Ray actors
+    assert dataclasses.replace(cfg.train, steps=3).steps == 3 and cfg.train.steps == 10
+    assert LearnerConfig(lr=1).lr == 1.0
+    with pytest.raises(ValueError):  # direct construction and replace() are validated too
+        dataclasses.replace(cfg.train, steps=-1)
+    cfg.train.steps = -1  # assignment is not; loading from a base config is
+    with pytest.raises(ConfigError, match=r"^train\.steps: -1 is below the minimum 0$"):
+        load_config(None, [], base=cfg)
