@@ -24,7 +24,7 @@ import yaml
 from minazr.driver.config import ConfigError, docs_markdown, load_config, to_dict
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="minazr", description="Absolute Zero self-play RL for language models.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for reports that quote their command
     if args.command == "setup":
         from minazr.driver.setup_env import setup
