@@ -6,9 +6,9 @@ Each field is declared once: `param(default, help, min=, max=)` (a pydantic Fiel
 only some values are allowed. pydantic validates every construction (YAML + overrides, `load_config(base=)`,
 `dataclasses.replace`) against them: unknown keys are rejected, types are strict (no 1 for true, no "3" for 3)
 except that a `Float` also takes an integer or numeric text (PyYAML reads 1e-5 as text). `load_config` turns the
-validation error into a ConfigError of one line naming the dotted key. `minazr config --docs` (the README's config
-reference) is generated from the same declarations. The sections are plain dataclasses otherwise: attribute access,
-`replace`, `asdict`, copies and pickles (to Ray actors) work as before.
+validation error into a ConfigError of one line naming the dotted key. `minazr config --docs` (the reference page
+docs/configuration.md) is generated from the same declarations. The sections are plain dataclasses otherwise:
+attribute access, `replace`, `asdict`, copies and pickles (to Ray actors) work as before.
 """
 
 import contextlib

@@ -1,4 +1,4 @@
-"""The README's split of base vs trained by whether the base model copied the prompt's format example.
+"""The split (docs/experiments.md) of base vs trained by whether the base model copied the prompt's format example.
 
     .venv/bin/python docs/experiments/qwen2.5-coder-0.5b-cpu/format_example_split.py runs/qwen_experiment
 
