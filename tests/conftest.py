@@ -10,7 +10,7 @@ from minazr.contracts.policy import Completion, Generation
 # Overrides for integration runs with real engines: small and fast (eager engines, short completions, no seeding).
 TINY = ["rollout.enforce_eager=true", "rollout.kv_cache_gb=0.5", "rollout.max_model_len=2048",
         "selfplay.propose_per_task=1", "selfplay.solve_per_task=1", "selfplay.n_solve=2", "selfplay.n_mc=2",
-        "selfplay.max_tokens=48", "selfplay.k_references=1", "buffer.seed_size=1", "buffer.seed_max_rounds=0",
+        "selfplay.max_tokens=24", "selfplay.k_references=1", "buffer.seed_size=1", "buffer.seed_max_rounds=0",
         "train.tensorboard=false"]
 
 

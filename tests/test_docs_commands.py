@@ -145,9 +145,9 @@ def _run(doc: Doc, work: Path, extra=(), timeout=900, env=None) -> subprocess.Co
 
 
 @pytest.mark.slow
-def test_quickstart_then_eval_tensorboard_resume_and_experiment(workspace):
+def test_quickstart_then_eval_tensorboard_and_experiment(workspace):
     """The quickstart run (one step, evaluated), then every documented eval and TensorBoard command on its output;
-    then resume and `minazr experiment` on the same run, which the command table names."""
+    then `minazr experiment` (which the command table names) resumes the same run."""
     (train,) = [d for d in _commands("quickstart train") if d.file == "README.md"]
     res = _run(train, workspace, CHEAP_TRAIN)
     run = workspace / "runs" / "latest"
@@ -177,24 +177,20 @@ def test_quickstart_then_eval_tensorboard_resume_and_experiment(workspace):
     for doc in _commands("tensorboard"):
         _serves(doc, workspace)
 
-    # resume one more step: no step skipped or repeated, the evaluation's per-item rows written
-    res = subprocess.run([sys.executable, "-m", "minazr", "train", "--resume", str(run), "train.steps=2"],
-                         capture_output=True, text=True, timeout=900, cwd=workspace)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1]
-    rows = [json.loads(line) for line in (run / "eval" / "step_000001" / "gsm8k.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "eval" / "step_000000" / "gsm8k.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and {"id", "prompt", "completion", "extracted", "correct"} <= set(rows[0])
 
-    # `minazr experiment` on the same run: one more step, base and trained evaluated, plot and report
+    # `minazr experiment` on the same run resumes it from its checkpoint (one more step, none skipped or
+    # repeated), evaluates base and trained, plots and reports
     exp = workspace / "runs" / "experiment"
     res = subprocess.run([sys.executable, "-m", "minazr", "experiment", "--benchmarks", "cruxeval-o", "--limit", "3",
-                          "--out", str(exp), f"run.out_dir={run}", "train.steps=3", "eval.max_tokens=24",
+                          "--out", str(exp), f"run.out_dir={run}", "train.steps=2", "eval.max_tokens=24",
                           "selfplay.tasks=[deduction, math]", *TINY], capture_output=True, text=True, timeout=900,
                          cwd=workspace)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2]
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1]
     results = json.loads((exp / "results.json").read_text())
-    assert results["steps"] == 3 and list(results["benchmarks"]) == ["cruxeval-o"]
+    assert results["steps"] == 2 and list(results["benchmarks"]) == ["cruxeval-o"]
     b = results["benchmarks"]["cruxeval-o"]
     assert b["base"]["n"] == b["trained"]["n"] == b["paired_difference"]["n"] == 3
     assert (exp / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
@@ -234,11 +230,17 @@ def test_fast_subset_command_selects_the_fast_tests(workspace):
 def test_the_05b_next_step_runs_one_step(workspace):
     """The next command the README and the end of every run suggest: the 0.5B coder config, one tiny step."""
     for doc in _commands("0.5B train"):
-        res = _run(doc, workspace, ["train.steps=1", "eval.every=0", *TINY], timeout=1200)
+        # `minazr setup --model qwen...` runs as written; the step runs the 0.5B config with the 135M model (a
+        # 0.5B step costs a minute more): what this checks is the command, the config and the run directory
+        res = _run(doc, workspace, ["train.steps=1", "eval.every=0", "model.name=smollm2-135m-instruct", *TINY],
+                   timeout=1200)
         assert "minazr train: done" in res.stdout
         run = workspace / "runs" / "qwen_cpu"  # the config's run.out_dir
         assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0]
-        assert "qwen2.5-coder-0.5b-instruct" in (run / "config.yaml").read_text()
+        import yaml
+
+        saved = yaml.safe_load((run / "config.yaml").read_text())
+        assert saved["learner"]["lr"] == 3.0e-6 and saved["model"]["name"] == "smollm2-135m-instruct", saved
 
 
 @pytest.mark.slow

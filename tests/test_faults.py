@@ -195,7 +195,7 @@ def test_a_hung_learner_ends_the_run_with_one_line(tmp_path):
     """SIGSTOP the learner once the cluster is up: the next call to it passes its deadline (rollout.timeout_s), and
     the run ends with one line of ours and exit code 2 instead of waiting forever."""
     run = tmp_path / "run"
-    proc = minazr("train", f"run.out_dir={run}", "train.steps=3", "rollout.timeout_s=45", *TINY)
+    proc = minazr("train", f"run.out_dir={run}", "train.steps=3", "rollout.timeout_s=30", *TINY)
     learner = None
     try:
         wait_for(lambda: (run / "cluster.json").is_file(), proc, 600, "the cluster to start")
@@ -214,7 +214,7 @@ def test_a_hung_learner_ends_the_run_with_one_line(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in err, err[-3000:]
     ours = [ln for ln in err.splitlines() if ln.startswith("minazr:")]
     assert len(ours) == 1 and ours[0] == err.strip().splitlines()[-1], err[-3000:]
-    assert "timed out after 45 s waiting to" in ours[0] and "(rollout.timeout_s)" in ours[0], ours
+    assert "timed out after 30 s waiting to" in ours[0] and "(rollout.timeout_s)" in ours[0], ours
 
 
 def test_a_dead_learner_is_a_one_line_error():

@@ -40,7 +40,7 @@ def test_two_workers_two_steps_push_weights(ray_local, executor, tmp_path):
     from transformers import AutoTokenizer
 
     ray = ray_local
-    # A 135M model writing 48 tokens rarely earns anything but -1, and equal rewards give zero advantages and no
+    # A 135M model writing 24 tokens rarely earns anything but -1, and equal rewards give zero advantages and no
     # update to push: with invalid proposals at -0.5 and the batch-mean baseline every sample has an advantage
     cfg = load_config(None, TINY + ["rollout.num_workers=2", "learner.lr=1e-3", "rollout.num_cpus=0.5",
                                     "rewards.propose_invalid=-0.5", "advantages.estimator=batch_mean"])
