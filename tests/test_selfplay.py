@@ -8,11 +8,11 @@ import pytest
 from conftest import ScriptedPolicy
 
 from minazr.selfplay.buffer import Buffers
-from minazr.driver.config import AdvantagesConfig, RewardsConfig, SelfPlayConfig
+from minazr.driver.config import RewardsConfig, SelfPlayConfig
 from minazr.selfplay.prompts import Renderer
 from minazr.selfplay.rewards import RewardScheme
 from minazr.selfplay.step import fill_buffers, seed_buffers, selfplay_step
-from minazr.selfplay.tasks import Entry, make_task, tasks_from_config
+from minazr.selfplay.tasks import Entry, tasks_from_config
 
 AZR = RewardScheme.from_config(RewardsConfig())
 RENDER = Renderer("r1")

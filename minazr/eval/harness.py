@@ -20,7 +20,6 @@ import ast
 import re
 
 from minazr.selfplay import parsing
-from minazr.selfplay.parsing import ParseError
 
 STOP_CRUX = ("[/ANSWER]",)
 STOP_GSM8K_RAW = ("\nQuestion:", "\n\nQuestion")
