@@ -110,7 +110,7 @@ def test_pool_replaces_a_worker_killed_mid_generate():
 def test_train_survives_a_worker_sigkill(tmp_path):
     """A real run with two workers: kill one after the first step; the run finishes every step with every sample."""
     run = tmp_path / "run"
-    proc = minazr("train", f"run.out_dir={run}", "train.steps=3", "train.checkpoint_every=0", *RUN2)
+    proc = minazr("train", f"run.out_dir={run}", "train.steps=2", "train.checkpoint_every=0", *RUN2)
     try:
         wait_for(lambda: len(metrics(run)) >= 1, proc, 600, "the first step")
         victim = json.loads((run / "cluster.json").read_text())["workers"][1]["pid"]
@@ -122,8 +122,8 @@ def test_train_survives_a_worker_sigkill(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err[-3000:]
     m = metrics(run)
-    assert [x["step"] for x in m] == [0, 1, 2]
-    assert m[-1]["rollout/restarts"] == 1 and killed_at < 3
+    assert [x["step"] for x in m] == [0, 1]
+    assert m[-1]["rollout/restarts"] == 1 and killed_at < 2
     # 2 tasks x (1 proposal + 1 solver prompt x 2 completions), + 2 trained Monte-Carlo solves per valid proposal:
     # nothing lost, nothing counted twice
     valid = [round(x.get("propose/valid_rate/deduction", 0) + x.get("propose/valid_rate/math", 0)) for x in m]
