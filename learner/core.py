@@ -144,6 +144,7 @@ class LearnerCore:
                 "learner/clip_frac": stats["clip_frac"] / n, "learner/ratio_mean": stats["ratio"] / n,
                 "learner/grad_norm": grad_norm, "learner/tokens": stats["tokens"], "learner/samples": len(items),
                 "learner/skipped_zero_advantage": len(nonempty) - len(items),
+                "learner/nonzero_advantage": sum(b["advantage"] != 0 for b in nonempty),
                 # every position the decoder ran on (prompts once per row, completions), and padding on top
                 "learner/processed_tokens": stats["processed"], "learner/padding_tokens": stats["padding"],
                 "learner/shared_prompt_tokens": unpacked - stats["processed"],

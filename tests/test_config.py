@@ -91,6 +91,8 @@ def test_configuration_page_is_the_generated_reference():
     ("", ["learner.freeze=[embed_tokens, 1]"], "learner.freeze[1]: expected a string, got 1"),
     ("", ["rollout.enforce_eager=1"], "rollout.enforce_eager: expected true or false, got 1"),
     ("", ["rewards.solve_wrong=yes"], "rewards.solve_wrong: expected a number, got True"),  # YAML: yes is true
+    ("", ["learner.lr=nan"], "learner.lr: expected a finite number, got nan"),
+    ("", ["rewards.solve_wrong=.inf"], "rewards.solve_wrong: expected a finite number, got inf"),
     # every unknown key comes before any other error: the outermost, then the first by name
     ("rollout:\n  zz: 1\n  num_workers: 0\n  aa: 2\n", [], "rollout.aa: unknown key (known: num_workers, dtype"),
     ("rollout:\n  zz: 1\n", ["zz.a=1"], "zz: unknown key"),

@@ -45,7 +45,7 @@ def _number(value):
 # strict: no 1 for true, no True, 3.0 or "3" for 3, no 3 for "3"
 Int, Bool, Str = Annotated[int, Strict()], Annotated[bool, Strict()], Annotated[str, Strict()]
 Float = Annotated[float, BeforeValidator(_number), Strict()]
-_FORBID = ConfigDict(extra="forbid")
+_FORBID = ConfigDict(extra="forbid", allow_inf_nan=False)  # nan and inf are never a setting
 
 
 @dataclass(config=_FORBID)
@@ -348,7 +348,8 @@ def _apply_override(raw: dict, item: str) -> None:
 
 _UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden")
 _EXPECTED = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
-             "string_type": "a string", "list_type": "a list", "dataclass_type": "a mapping"}
+             "string_type": "a string", "list_type": "a list", "dataclass_type": "a mapping",
+             "finite_number": "a finite number"}
 
 
 def _one_line(errors: list[dict]) -> str:

@@ -1,11 +1,12 @@
 """The paragraph `minazr train` prints at its end: what the run's own metrics say moved, what did not, and why.
 
 A newcomer's first run (SmolLM2-135M, 10 steps) usually ends with every accuracy and valid-proposal rate at 0.00.
-That is a working run, not a broken one, and this module says so from the run's numbers: how many proposals passed
-validation and why the others failed, how many answers were read and why the others were not, and whether any
-sample carried a non-zero advantage (with equal rewards in every group, GRPO has nothing to learn from).
+That is a working run, not a broken one, and this module says so from the run's numbers (metrics.jsonl, one line
+per step): how many proposals passed validation and why the others were rejected, how many answers were correct
+or unreadable, and whether any sample carried a non-zero advantage (with equal rewards in every group, GRPO has
+nothing to learn from). samples.jsonl, where it was written, adds why answers could not be read.
 
-    print(explain_run(run_dir))   # reads RUN_DIR/metrics.jsonl and RUN_DIR/samples.jsonl
+    print(explain_run(run_dir))
 """
 
 import json
@@ -13,14 +14,9 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-NEXT_STEPS = (
-    "Next: the 0.5B coder model, which proposes and answers far more often in format (about 1 min a step on a "
-    "2-core CPU): "
-    ".venv/bin/minazr setup --model qwen2.5-coder-0.5b-instruct && "
-    ".venv/bin/minazr train --config configs/cpu_qwen2.5-coder-0.5b.yaml\n"
-    "      score this run's checkpoint on the benchmarks: .venv/bin/minazr eval --model {run_dir} --limit 50\n"
-    "      the curves: .venv/bin/tensorboard --logdir {run_dir}/tb   (docs/training.md lists every metric)"
-)
+import yaml
+
+QWEN = "qwen2.5-coder-0.5b-instruct"
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -33,53 +29,85 @@ def _rate(num: float, den: float) -> str:
     return f"{100 * num / den:.0f}%" if den else "n/a"
 
 
-def _reasons(samples: list[dict], role: str, kind: str, top: int = 2) -> str:
-    counts = Counter(s["outcome"].split(":", 1)[1].strip() for s in samples
-                     if s["role"] == role and s["outcome"].startswith(kind + ":"))
-    return ", ".join(f"'{reason}' ({n})" for reason, n in counts.most_common(top)) or "none"
+def _top(counts: Counter, n: int = 2) -> str:
+    return ", ".join(f"'{reason}' ({count:g})" for reason, count in counts.most_common(n))
+
+
+def _total(metrics: list[dict], prefix: str, times: str | None = None) -> float:
+    """Sum over steps and tasks of `prefix<task>` (each times `times<task>` when given: a rate times a count)."""
+    total = 0.0
+    for m in metrics:
+        for key, value in m.items():
+            if key.startswith(prefix):
+                total += value * (m.get(times + key[len(prefix):], 0) if times else 1)
+    return total
 
 
 def explain_run(run_dir: str | Path) -> str:
-    """A short paragraph from RUN_DIR's metrics.jsonl and samples.jsonl, then the next commands to try."""
+    """A short paragraph from RUN_DIR's logs, then the next commands to try."""
     run_dir = Path(run_dir)
     metrics = _read_jsonl(run_dir / "metrics.jsonl")
-    samples = _read_jsonl(run_dir / "samples.jsonl")
     if not metrics:
         return f"{run_dir}: no steps were logged, so there is nothing to explain yet."
     lines = [_throughput(metrics)]
-    proposals = [s for s in samples if s["role"] == "propose"]
-    answers = [s for s in samples if s["role"] == "solve"]
-    valid = sum(s["outcome"].startswith("valid") for s in proposals)
-    correct = sum(s["outcome"] == "correct" for s in answers)
-    unread = sum(s["outcome"].startswith("unparseable") for s in answers)
-    lines.append(f"Proposals: {valid} of {len(proposals)} passed validation ({_rate(valid, len(proposals))}); "
-                 f"the commonest rejections: {_reasons(samples, 'propose', 'invalid')}.")
-    lines.append(f"Answers: {correct} of {len(answers)} correct ({_rate(correct, len(answers))}), "
-                 f"{unread} unreadable ({_rate(unread, len(answers))}), mostly "
-                 f"{_reasons(samples, 'solve', 'unparseable', top=1)}.")
-    trained = sum(m.get("learner/samples", 0) for m in metrics)
-    skipped = sum(m.get("learner/skipped_zero_advantage", 0) for m in metrics)
-    updated = sum(1 for m in metrics if m.get("learner/samples", 0) > 0)
-    if trained == 0:
+    proposed = _total(metrics, "propose/n/")
+    valid = round(_total(metrics, "propose/valid_rate/", "propose/n/"))
+    rejected = Counter()
+    for m in metrics:
+        for key, count in m.items():
+            if key.startswith("propose/reject/"):
+                rejected[key.split("/", 3)[3]] += count
+    reasons = f"; the commonest rejections: {_top(rejected)}" if rejected else ""
+    lines.append(f"Proposals: {valid} of {proposed:.0f} passed validation ({_rate(valid, proposed)}){reasons}.")
+    answered = _total(metrics, "solve/n/")
+    correct = round(_total(metrics, "solve/accuracy/", "solve/n/"))
+    unread = round(_total(metrics, "solve/unparseable/", "solve/n/"))
+    lines.append(f"Answers: {correct} of {answered:.0f} correct ({_rate(correct, answered)}), {unread} unreadable "
+                 f"({_rate(unread, answered)}){_unread_reasons(run_dir, unread)}.")
+    nonzero = sum(m.get("learner/nonzero_advantage", m.get("learner/samples", 0)) for m in metrics)
+    trained = sum(1 for m in metrics if m.get("learner/nonzero_advantage", m.get("learner/samples", 0)) > 0)
+    if nonzero == 0:
         why = ("every proposal was invalid and every answer wrong or unreadable" if valid == 0 and correct == 0
                else "all proposals of a group, and all answers to a task, scored the same")
-        lines.append(
-            f"Learning: none of the {skipped} samples had a non-zero advantage, so the learner made no update: "
-            f"{why}, and GRPO learns only from differences within a group.")
-        if valid == 0:
-            lines.append(
-                "That is what a small model gives early in training: it rarely writes a program that passes validation or an "
-                "answer in the <think>...</think><answer> format. The run itself worked: every step generated, "
-                "judged in the sandbox, and published a weight version that every engine loaded.")
+        lines.append(f"Learning: no sample had a non-zero advantage, so the policy gradient was zero on every step: "
+                     f"{why}, and GRPO learns only from differences within a group.")
+        if valid == 0 and proposed:
+            lines.append("That is what a small model gives early in training: it rarely writes a program that "
+                         "passes validation or an answer in the <think>...</think><answer> format. The run itself "
+                         "worked: every step generated, judged in the sandbox, and published a weight version that "
+                         "every engine loaded.")
     else:
         first, last = _quarter(metrics, 0), _quarter(metrics, -1)
         lines.append(
-            f"Learning: {trained} samples with a non-zero advantage trained the model on {updated} of "
-            f"{len(metrics)} steps ({skipped} samples had none). First quarter -> last quarter of the run: "
-            f"valid proposals {first['valid']:.2f} -> {last['valid']:.2f}, solver accuracy "
-            f"{first['acc']:.2f} -> {last['acc']:.2f}, think rate {first['think']:.2f} -> {last['think']:.2f}.")
-    return "\n".join(["What this run shows:"] + [f"  {line}" for line in lines]
-                     + [NEXT_STEPS.format(run_dir=run_dir)])
+            f"Learning: {nonzero:.0f} samples had a non-zero advantage, on {trained} of {len(metrics)} steps. First "
+            f"quarter -> last quarter of the run: valid proposals {first['valid']:.2f} -> {last['valid']:.2f}, "
+            f"solver accuracy {first['acc']:.2f} -> {last['acc']:.2f}, think rate {first['think']:.2f} -> "
+            f"{last['think']:.2f}.")
+    return "\n".join(["What this run shows:", *(f"  {line}" for line in lines), *_next_steps(run_dir)])
+
+
+def _unread_reasons(run_dir: Path, unread: int) -> str:
+    """Why answers could not be read, from samples.jsonl (written every train.sample_table_every steps)."""
+    samples = [s for s in _read_jsonl(run_dir / "samples.jsonl")
+               if s["role"] == "solve" and s["outcome"].startswith("unparseable:")]
+    if not unread or not samples:
+        return ""
+    counts = Counter(s["outcome"].split(":", 1)[1].strip() for s in samples)
+    steps = len({s["step"] for s in samples})
+    return f"; in the {steps} logged step(s), mostly {_top(counts, 1)}"
+
+
+def _next_steps(run_dir: Path) -> list[str]:
+    config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").exists() else {}
+    steps = ["Next:"]
+    if (config or {}).get("model", {}).get("name") != QWEN:
+        steps.append("  the 0.5B coder model, which proposes and answers in format far more often (about 1 min a "
+                     f"step on a 2-core CPU): .venv/bin/minazr setup --model {QWEN} && "
+                     ".venv/bin/minazr train --config configs/cpu_qwen2.5-coder-0.5b.yaml")
+    steps.append(f"  score this run's checkpoint on the benchmarks: .venv/bin/minazr eval --model {run_dir} --limit 50")
+    if (run_dir / "tb").is_dir():
+        steps.append(f"  the curves: .venv/bin/tensorboard --logdir {run_dir / 'tb'}   (metrics: docs/training.md)")
+    return steps
 
 
 def _throughput(metrics: list[dict]) -> str:

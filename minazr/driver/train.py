@@ -144,9 +144,13 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
             _save(run_dir, step + 1, cluster, buffers, rng, tokenizer, cfg.train.keep_checkpoints, pipe.submitted)
     finish(pipe.drain())
     bar.close()
-    print(f"minazr train: done. Run directory {run_dir}: metrics.jsonl, samples.jsonl, tb/ (TensorBoard), "
+    tb = "tb/ (TensorBoard), " if (run_dir / "tb").is_dir() else ""
+    print(f"minazr train: done. Run directory {run_dir}: metrics.jsonl, samples.jsonl, {tb}"
           f"checkpoints/{(checkpoint.latest(run_dir) or Path('-')).name} (HF model in model/)")
-    print(explain_run(run_dir), flush=True)
+    try:
+        print(explain_run(run_dir), flush=True)
+    except (OSError, ValueError, KeyError) as e:  # the run is done and saved: a summary that fails must not hide it
+        log.warning("could not summarise the run: %s: %s", type(e).__name__, e)
 
 
 def _evaluate(cfg, run_dir, step, pool, executor, render, evals, write) -> dict:

@@ -421,6 +421,7 @@ def step_metrics(proposals: list[_Proposal], solves: list[_Solve], buffers: Buff
         valid = [p for p in props if p.entry is not None]
         if props:
             copies = sum(p.duplicate for p in props)
+            m[f"propose/n/{name}"] = len(props)
             m[f"propose/valid_rate/{name}"] = len(valid) / len(props)
             m[f"propose/copy_rate/{name}"] = copies / max(1, len(valid) + copies)
             m[f"propose/trivial_rate/{name}"] = _mean(_trivial(p.reason) for p in props)
@@ -441,6 +442,7 @@ def step_metrics(proposals: list[_Proposal], solves: list[_Solve], buffers: Buff
             m[f"solve/truncated/{name}"] = _mean(s.sample.finish_reason == "length" for s in every)
         sols = [s for s in solves if s.task.name == name]
         if sols:
+            m[f"solve/n/{name}"] = len(sols)
             m[f"solve/accuracy/{name}"] = _mean(s.correct for s in sols)
             m[f"solve/unparseable/{name}"] = _mean(s.reason is not None for s in sols)
             m[f"reward/solve/{name}"] = _mean(s.sample.reward for s in sols)
