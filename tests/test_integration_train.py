@@ -46,9 +46,9 @@ def test_two_workers_two_steps_push_weights(ray_local, executor, tmp_path):
                                     "rewards.propose_invalid=-0.5", "advantages.estimator=batch_mean"])
     path = resolve_model(cfg.model.name)
     learner = start_learner(path, cfg.learner, cfg.rollout, seed=0)
+    pool = start_pool(path, cfg.rollout, seed=0)  # while the learner loads its model
     address = ray.get(learner.address.remote())
     ray.get(learner.publish.remote())
-    pool = start_pool(path, cfg.rollout, seed=0)
     infos = pool.info()
     assert [i["binding"] for i in infos] == ["0", "1"]  # each engine bound to its own core
     pool.load_weights(address, 0)

@@ -157,8 +157,8 @@ def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats) ->
     from rollout.worker import start_pool
 
     learner = start_learner(model_path, cfg.learner, cfg.rollout, cfg.run.seed)
+    pool = start_pool(model_path, cfg.rollout, cfg.run.seed)  # while the learner loads its model
     address = ray.get(learner.address.remote(), timeout=cfg.rollout.timeout_s)
-    pool = start_pool(model_path, cfg.rollout, cfg.run.seed)
     try:
         syncs = []
         for v in range(1, repeats + 2):

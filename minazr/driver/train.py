@@ -241,12 +241,13 @@ class _Cluster:
         self.learner, self.pool = None, None
         connect_ray(cfg.train)
         try:
+            # the learner loads its model while the engines start: actor creation returns at once
             self.learner = start_learner(model_path, cfg.learner, cfg.rollout, cfg.run.seed, optimizer_state)
+            self.pool = start_pool(model_path, cfg.rollout, cfg.run.seed)
             self.address = remote_call(ray, self.learner.address.remote(), self.timeout_s, "start the learner",
                                        resumable=False)
             remote_call(ray, self.learner.set_version.remote(version), self.timeout_s, "set the learner's version")
             remote_call(ray, self.learner.publish.remote(), self.timeout_s, "publish weights")
-            self.pool = start_pool(model_path, cfg.rollout, cfg.run.seed)
             self.pool.load_weights(self.address, version)  # every worker serves exactly the learner's weights
             self.version = version
             self.describe(run_dir)
