@@ -67,12 +67,17 @@ def _timed(fn, repeats: int) -> dict:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-def measure_pool(ray, model_path, cfg, workers: int, prompts, sampling, repeats) -> dict:
+def pool_config(cfg, workers: int):
+    return dataclasses.replace(cfg.rollout, num_workers=workers,
+                               num_cpus=min(cfg.rollout.num_cpus, (os.cpu_count() or 1) / workers))
+
+
+def measure_pool(ray, model_path, cfg, workers: int, prompts, sampling, repeats, pool=None) -> dict:
+    """Tokens/s of a pool of `workers` (started here, or `pool`, which is left open for the next stage)."""
     from rollout.worker import start_pool
 
-    rcfg = dataclasses.replace(cfg.rollout, num_workers=workers,
-                               num_cpus=min(cfg.rollout.num_cpus, (os.cpu_count() or 1) / workers))
-    pool = start_pool(model_path, rcfg, cfg.run.seed)
+    shared = pool is not None
+    pool = pool or start_pool(model_path, pool_config(cfg, workers), cfg.run.seed)
 
     def run():
         gens = pool.generate([GenRequest(p, 1) for p in prompts], sampling)
@@ -82,7 +87,8 @@ def measure_pool(ray, model_path, cfg, workers: int, prompts, sampling, repeats)
     try:
         return {"workers": workers, **_timed(run, repeats)}
     finally:
-        pool.close()
+        if not shared:
+            pool.close()
 
 
 def measure_ceiling(model_path, cfg, prompts, sampling, repeats) -> dict:
@@ -147,8 +153,9 @@ def measure_hf(model_path, prompts, max_tokens: int, repeats: int) -> tuple[dict
     return _timed(lambda: gen(prompts), max(1, repeats - 1)), _timed(single, 1)
 
 
-def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats) -> tuple[dict, dict]:
-    """Weight-sync latency with its parts, and one full self-play step broken into phases."""
+def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats, pool=None) -> tuple[dict, dict]:
+    """Weight-sync latency with its parts, and one full self-play step broken into phases (on `pool`, the earlier
+    stage's pool of rollout.num_workers workers, when given; closed here either way)."""
     from learner.actor import start_learner
     from minazr.driver.pipeline import Pipeline
     from minazr.selfplay.rewards import RewardScheme
@@ -157,7 +164,7 @@ def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats) ->
     from rollout.worker import start_pool
 
     learner = start_learner(model_path, cfg.learner, cfg.rollout, cfg.run.seed)
-    pool = start_pool(model_path, cfg.rollout, cfg.run.seed)  # while the learner loads its model
+    pool = pool or start_pool(model_path, cfg.rollout, cfg.run.seed)  # while the learner loads its model
     address = ray.get(learner.address.remote(), timeout=cfg.rollout.timeout_s)
     try:
         syncs = []
@@ -342,10 +349,15 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
         from minazr.driver.ray_session import connect_ray
 
         connect_ray(cfg.train)
-        per = []
+        per, kept = [], None
         for w in workers:
             bar.set_postfix_str(f"pool x{w}")
-            per.append(measure_pool(ray, model_path, cfg, w, prompts, sampling, repeats))
+            if w == cfg.rollout.num_workers:  # this pool serves the weight-sync stage too: one start less
+                from rollout.worker import start_pool
+
+                kept = start_pool(model_path, pool_config(cfg, w), cfg.run.seed)
+            per.append(measure_pool(ray, model_path, cfg, w, prompts, sampling, repeats, kept if w ==
+                                    cfg.rollout.num_workers else None))
             bar.update(1)
         bar.set_postfix_str("vLLM ceiling")
         ceiling = measure_ceiling(model_path, cfg, prompts, sampling, repeats)
@@ -354,7 +366,7 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
         hf_batched, hf_single = measure_hf(model_path, prompts, max_tokens, repeats)
         bar.update(1)
         bar.set_postfix_str("weight sync + step")
-        sync, step = measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats)
+        sync, step = measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats, kept)
         bar.update(1)
         loops, loop_requests = [], None
         for (staleness, engine_cores, learner_threads), stage in zip(loop_settings, loop_stages):
