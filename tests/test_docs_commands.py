@@ -114,7 +114,8 @@ def mentioned_commands() -> list[tuple[str, str]]:
                 for part in text.split("&&"):
                     part = re.split(r" [>|] | #", part)[0]  # a redirection, a pipe or a comment ends it
                     m = re.match(r"\s*(?:\S+=\S+\s+)*(?:\.venv/bin/)?minazr\s+(\S.*)$", part)
-                    if m and "[" not in m.group(1) and not m.group(1).startswith(("-", "train:", "setup:")):
+                    if m and "[" not in m.group(1) and "..." not in m.group(1) \
+                            and not m.group(1).startswith(("-", "train:", "setup:")):
                         found.append((f"{path.relative_to(REPO)}:{n}", "minazr " + m.group(1).strip()))
     return found
 
