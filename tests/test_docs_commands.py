@@ -1,8 +1,8 @@
 """Documented commands run as written, so the README and docs/ cannot drift from the code.
 
-Every line of a ```bash block in README.md or docs/*.md is a command a user is meant to copy. Each one must match
-exactly one rule below, and the slow tests run it from a scratch copy of the checkout (its `.venv` a link to this
-one), through bash, exactly as printed with only arguments appended to make it cheap (fewer steps, fewer items).
+Every line of a ```bash block in README.md or docs/ (any depth) is a command a user is meant to copy. Each one must
+match exactly one rule below, and the slow tests run it from a scratch copy of the checkout (its `.venv` a link to
+this one), through bash, exactly as printed with only arguments appended to make it cheap (fewer steps, items).
 Two parts are checked rather than run, because running them inside the suite would rebuild the environment the
 suite runs in: the quickstart's install prefix (`python3 -m venv .venv && .venv/bin/pip install ...`) must be the
 very prefix of the test command, and the test command must be the one `.ci/run` executes on every submission.
@@ -24,7 +24,7 @@ import pytest
 from conftest import TINY
 
 REPO = Path(__file__).resolve().parent.parent
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 INSTALL = "python3 -m venv .venv && .venv/bin/pip install -e '.[cpu,test]' && "
 TEST_COMMAND = INSTALL + ".venv/bin/minazr setup && .venv/bin/python -m pytest"
 CHEAP_TRAIN = ["train.steps=1", "eval.every=1", "eval.limit=2", "eval.max_tokens=16",
@@ -103,7 +103,7 @@ def mentioned_commands() -> list[tuple[str, str]]:
     """Every `minazr ...` the docs show anywhere (code spans, tables, any fenced block), each part of a && chain;
     usage synopses (`minazr bench [--workers LIST]`) aside."""
     found = []
-    for path in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]:
+    for path in DOCS:
         fenced = False
         for n, line in enumerate(path.read_text().splitlines(), 1):
             if line.strip().startswith("```"):
