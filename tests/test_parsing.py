@@ -4,6 +4,8 @@ import pytest
 
 from minazr.selfplay import parsing
 from minazr.selfplay.parsing import ParseError
+from minazr.sandbox.code_check import check_inputs
+from hypothesis import given, settings, strategies as st
 
 
 def test_answer_tags():
@@ -72,8 +74,37 @@ def test_number_failures():
     ("```python\ndef f(s):\n    return s[::-1]\nprint(f('abc'))\n```", "'abc'"),
     ("```python\ndef f(n):\n    return f(n - 1) if n else 0\nresult = f(5)\n```", "5"),  # not the recursive call
     ("```python\ndef f(n):\n    return n\n```", None),
-    ("```python\ndef f(n):\n    return n\nx = 3\nprint(f(x))\n```", None),  # not literals
-    ("no code, just f(3)", None),
+    ("```python\ndef f(n):\n    return n\nx = 3\nprint(f(x))\n```", "3"),  # a name the block set to a literal
+    ("```python\ndef f(n):\n    return n\nx = 3\nx = g()\nprint(f(x))\n```", None),  # rebound: not a literal
+    ("```python\ndef f(n):\n    return n\nprint(f(y))\n```", None),  # a name it never set
+    ("no code, just f(3)", "3"),  # prose
+    ("f(x) is called on f('a)b', [1, 2]) here", "'a)b', [1, 2]"),  # the `)` inside a string does not end it
+    ("```python\ndef f(n):\n    return n\n```\nThen f(2, 3) returns 5", "2, 3"),
+    ("see f(a=3) and f(open('x'))", None),  # keywords and non-literals are no input
 ])
 def test_call_arguments(text, want):
     assert parsing.call_arguments(text) == want
+
+
+def test_calls_reads_every_call_in_order_blocks_first():
+    text = "Calls: f(9)\n```python\nf(1)\nprint(f([2, 3]))\nassert f('x') == 'y'\nf(z)\n```"
+    assert parsing.calls(text) == ["1", "[2, 3]", "'x'", "9"]
+
+
+@given(st.text(alphabet="f()[]'\", 0123abc\n`", max_size=400))
+@settings(max_examples=300, deadline=None)
+def test_calls_only_returns_literal_argument_lists(text):
+    for args in parsing.calls(text):
+        assert check_inputs(args) is None
+
+
+@pytest.mark.parametrize("text, want", [
+    ("```python\nf(1)\n```\nHint: it doubles the number.", "it doubles the number."),
+    ("**Hint:** counts the vowels", "counts the vowels"),
+    ("Message: sums it\n```message\nfrom the block\n```", "from the block"),
+    ("- hint: first\nHint: second", "second"),
+    ("```python\n# Hint: inside code\n```", None),
+    ("no hint here", None),
+])
+def test_message(text, want):
+    assert parsing.message(text) == want

@@ -181,10 +181,10 @@ def test_simple_programs_that_read_their_input_are_not_trivial(executor, program
 def test_induction_rejects_constant_programs_and_wants_every_input_valid(executor):
     names = ("deduction", "induction")
 
-    def run(program, blocks):
+    def run(program, blocks, text=None):
         buffers = Buffers.empty(names, cap=100)
         buffers["deduction"].add(Entry("deduction", {"program": program, "inputs": "1", "output": "x"}, "k", 0))
-        text = "".join(fence("input", b) for b in blocks) + fence("message", "hint")
+        text = text or "".join(fence("input", b) for b in blocks) + fence("message", "a rule on numbers")
         res, _ = play(executor, lambda p, n: [text] * n if "write 6 inputs" in p else
                       [proposal("def f(q):\n    return q * 7", "2")] * n if "create" in p else ["x"] * n,
                       names=names, buffers=buffers)
@@ -195,6 +195,13 @@ def test_induction_rejects_constant_programs_and_wants_every_input_valid(executo
     assert run("def f(x):\n    return 10 // x", six[:5] + ["0"]).startswith("invalid: an input failed")
     assert run("def f(x):\n    return x * 2", six[:5]) == "invalid: fewer than 6 distinct valid inputs"
     assert run("def f(x):\n    return x * 2", six) == "valid"
+    calls = fence("python", "\n".join(f"f({x})" for x in six))  # the prompt's form: calls, then a Hint: line
+    assert run("def f(x):\n    return x * 2", six, calls + "\nHint: a rule on numbers") == "valid"
+    assert run("def f(x):\n    return x * 2", six, calls + "\nHint: ...") == "invalid: hint is the template's placeholder"
+    assert run("def f(x):\n    return x * 2", six, calls) == \
+        "invalid: no hint (a line starting with Hint:, or a message block)"
+    assert run("def f(x):\n    return x * 2", six, fence("python", "f(...)\nf(...)") + "\nHint: doubles") == \
+        "invalid: no valid input"  # the template's call, copied
 
 
 def test_induction_writes_inputs_for_deduction_and_abduction_programs_only():

@@ -3,6 +3,7 @@
 import pytest
 
 from minazr.selfplay.prompts import SYSTEM, Renderer
+from minazr.selfplay.parsing import ParseError
 from minazr.selfplay.tasks import TASKS, make_task
 
 
@@ -40,7 +41,8 @@ def test_proposer_prompts_show_references(executor):
     rng = random.Random(0)
     ded = tasks["deduction"]
     prompt = ded.propose_prompt(ded.propose_context(buffers, rng))
-    assert "def f(a):\n    return a" in prompt and "'Hello World'" in prompt and "predict the output" in prompt
+    assert "def f(a):\n    return a\n\nf('Hello World')  # returns 'Hello World'" in prompt
+    assert "predict the output" in prompt
     ind = tasks["induction"]
     assert "write 6 inputs" in ind.propose_prompt(ind.propose_context(buffers, rng))
     m = tasks["math"]
@@ -62,3 +64,24 @@ def test_program_proposals_take_an_input_block_or_else_a_demo_call():
     assert ded.parse_proposal(with_block_and_demo, {})["inputs"] == "[1], 0"  # the block wins
     with pytest.raises(ParseError, match="no input block"):
         ded.parse_proposal(f"```python\n{program}\n```\nTry it with a list.", {})
+
+
+@pytest.mark.parametrize("text, want", [
+    ("<think>x</think>\n```python\ndef f(xs):\n    return sorted(xs)[::2]\n\nf([5, 1, 4])\n```", "[5, 1, 4]"),
+    ("```python\ndef f(xs):\n    return sum(xs)\n\nnums = [1, 2, 7]\nprint(f(nums))  # returns 10\n```", "[1, 2, 7]"),
+    ("```python\ndef f(s):\n    return s.upper()\n```\nThe input is f('abc').", "'abc'"),
+    ("```python\ndef f(s):\n    return s.upper()\n```\n```input\n'q'\n```\nf('abc')", "'q'"),  # the block wins
+])
+def test_program_proposals_take_the_input_from_a_call(text, want):
+    assert make_task("deduction").parse_proposal(text, {})["inputs"] == want
+
+
+@pytest.mark.parametrize("text", [
+    "```python\ndef f(...):\n    ...\n\nf(...)\n```",  # the template, copied
+    "```python\ndef f(s):\n    return s.upper()\n\nf(...)\n```",  # the template's call
+    "```python\ndef f(s):\n    return s.upper()\n\nf(ARGUMENTS)\n```",
+    "```python\ndef f(s):\n    return s.upper()\n```",  # no input at all
+])
+def test_program_proposals_without_a_real_input_are_rejected(text):
+    with pytest.raises(ParseError):
+        make_task("deduction").parse_proposal(text, {})

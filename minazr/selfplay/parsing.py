@@ -150,25 +150,88 @@ def arguments(text: str) -> str:
     raise ParseError("answer is not an argument list of literals")
 
 
-def call_arguments(text: str) -> str | None:
-    """The arguments of the first call `f(...)` outside `def f` in the python blocks (`assert f(x) == y`,
-    `print(f(x))`, `result = f(x)`), if they are literals: small models often give their input as a demo call
-    instead of an input block. None if there is no such call."""
+MAX_CALLS = 32  # calls read from one completion (induction needs a handful)
+PROSE_CALL = re.compile(r"(?<![\w.])f\(")
+
+
+def calls(text: str) -> list[str]:
+    """Argument lists of the calls `f(...)` on literals that a completion writes, in order: first in its python
+    blocks, outside any `def` or `class` (`f(x)`, `print(f(x))`, `assert f(x) == y`, `result = f(x)`), where a name
+    the block assigned a literal at its top level stands for that literal (`x = [1, 2]`, then `f(x)`); then in the
+    prose outside the code blocks (`f(2, 3) returns 5`). Small models give inputs this way far more often than in
+    an input block. A call on anything but literals is skipped."""
+    found = []
     for body in blocks(text, "python"):
-        try:
-            tree = ast.parse(body)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
+        found += _block_calls(body)
+    found += _prose_calls(FENCE.sub(" ", text))
+    return found[:MAX_CALLS]
+
+
+def call_arguments(text: str) -> str | None:
+    """The arguments of the first call `f(...)` on literals (see `calls`), or None if there is none."""
+    found = calls(text)
+    return found[0] if found else None
+
+
+def _block_calls(body: str) -> list[str]:
+    try:
+        tree = ast.parse(body)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    names, found = {}, []
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)):
             continue
-        for stmt in tree.body:
-            if isinstance(stmt, (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)):
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "f" \
+                    and node.args and not node.keywords:
+                args = ", ".join(names.get(a.id, a.id) if isinstance(a, ast.Name)
+                                 else ast.get_source_segment(body, a) or "" for a in node.args)
+                if check_inputs(args) is None:
+                    found.append(args)
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            value = ast.get_source_segment(body, stmt.value) or ""
+            if check_inputs(value) is None and not value.lstrip().startswith("*"):
+                names[stmt.targets[0].id] = value
+            else:
+                names.pop(stmt.targets[0].id, None)
+    return found
+
+
+def _prose_calls(text: str, max_chars: int = 400, max_closes: int = 24) -> list[str]:
+    """`f(...)` written in prose: each occurrence is read up to the first `)` that closes a valid call (bounded
+    work per occurrence, whatever the text holds)."""
+    found = []
+    for m in list(PROSE_CALL.finditer(text))[:MAX_CALLS]:
+        start, tried = m.start(), 0
+        for close in re.finditer(r"\)", text[start:start + max_chars]):
+            tried += 1
+            if tried > max_closes:
+                break
+            try:
+                call = ast.parse(text[start:start + close.end()], mode="eval").body
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
                 continue
-            for node in ast.walk(stmt):
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "f" \
-                        and node.args and not node.keywords:
-                    args = ", ".join(ast.get_source_segment(body, a) or "" for a in node.args)
-                    if check_inputs(args) is None:
-                        return args
-    return None
+            if isinstance(call, ast.Call) and call.args and not call.keywords:
+                args = text[start + 2:start + close.end() - 1].strip()
+                if check_inputs(args) is None:
+                    found.append(args)
+            break
+    return found
+
+
+HINT_LINE = re.compile(r"^[ \t*#>-]*+(?:hint|message)[ \t*]*+:[ \t*]*+(.+)$", re.IGNORECASE | re.MULTILINE)
+
+
+def message(text: str) -> str | None:
+    """The induction proposer's hint: the last message block, else the last line `Hint: ...` (or `Message:`,
+    markdown emphasis allowed) outside the code blocks; None when there is neither."""
+    found = [b.strip() for b in blocks(text, "message") if b.strip()]
+    if found:
+        return found[-1]
+    lines = [m.group(1).strip().strip("*").strip() for m in HINT_LINE.finditer(FENCE.sub(" ", text))]
+    lines = [ln for ln in lines if ln]
+    return lines[-1] if lines else None
 
 
 def number(text: str) -> int | float:

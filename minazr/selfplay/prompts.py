@@ -23,55 +23,49 @@ R1_TEMPLATE = ("A conversation between User and Assistant. The user asks a quest
                "</answer> tags, respectively, i.e., <think> reasoning process here </think> <answer> answer here "
                "</answer>. User: {instruction}\nAssistant: <think>")
 
-CODE_RULES = """### Code requirements
-- Name the entry function `f` (`def f(...): ...`); helper functions and classes may be defined inside `f` or above it.
-- `f` takes at least one argument and returns a plain value (numbers, strings, booleans, None, and lists, tuples,
-  dicts and sets of them); it must be deterministic.
-- Do not use randomness, date/time, files, the network, printing or any external state.
-- Allowed imports: math, collections, itertools, functools, operator, string, re, heapq, bisect, copy, fractions,
-  decimal, typing, dataclasses, json, textwrap. It must finish within a few seconds.
-- The input is the argument list of one call to `f`, as Python literals (numbers, strings, lists, ...).
-- The output must depend on the input, must not be None, and must not simply be the input itself."""
+CODE_RULES = """Rules for `f`:
+- it takes at least one argument and returns a value computed from it (not None, not the argument itself);
+- it is deterministic: no randomness, date/time, files, network, input() or printing;
+- it imports only these modules, if any: math, collections, itertools, functools, operator, string, re, heapq,
+  bisect, copy, fractions, decimal, typing, dataclasses, json, textwrap; it finishes within a few seconds."""
 
-PROPOSE_PROGRAM = """## Task: create a new Python program `f` and one input for it{purpose}
+PROPOSE_PROGRAM = """## Task: create a new Python program `f` and one input for it{purpose}.
 
 {rules}
 
-### Answer format: after your reasoning, write exactly two fenced blocks: the program, then its input
+Think first inside <think> </think>. Then write one python block: the function, then one call of it on your input,
+with the arguments written as Python literals (numbers, strings, lists, dicts, ...):
 ```python
 def f(...):
     ...
-    return ...
-```
-```input
-the argument list of one call to f, as Python literals
+
+f(...)
 ```
 
-### Reference programs (make yours different from these, and harder)
+### Functions that already exist (write one that works differently and is harder)
 {references}"""
 
 PROPOSE_PURPOSE = {
-    "deduction": ". Another model will be shown the program and the input and must predict the output, so the "
-                 "output should take careful multi-step reasoning to work out",
-    "abduction": ". Another model will be shown the program and the output and must find an input that produces "
+    "deduction": ". Another model will be shown the function and the input and must predict the output, so working "
+                 "out the output should take careful multi-step reasoning",
+    "abduction": ". Another model will be shown the function and the output and must find an input that produces "
                  "it, so working backwards from the output should take careful reasoning",
 }
 
-PROPOSE_INDUCTION = """## Task: write {n} inputs and a message for the program below
-Another model will see half of your inputs with their outputs, plus your message, and must write the program. The
-inputs should be diverse and together reveal what the program does; the message is a short hint.
-
+PROPOSE_INDUCTION = """## Task: write {n} inputs for the function below, and a hint
 ```python
 {program}
 ```
+Another model will see half of your inputs with the outputs `f` returns on them, plus your hint, and must write
+`f` itself. Choose inputs that differ from each other and together show what `f` does.
 
-### Format: each input in its own block, the argument list of one call to `f`, then the message
-```input
-arg1, arg2
+Think first inside <think> </think>. Then write one python block with {n} calls of `f`, one per line, each on
+different arguments written as Python literals, and after the block one line that starts with `Hint:`:
+```python
+f(...)
+f(...)
 ```
-```message
-one or two sentences of hint
-```"""
+Hint: ..."""
 
 PROPOSE_MATH = """## Task: create a new math word problem and a Python function that computes its answer
 Write a problem with one numeric answer, then a function `def f():` that takes no arguments and returns that
@@ -150,12 +144,14 @@ Think step by step inside <think>, and close the reasoning with </think>. Then g
 # Inputs a proposer can copy from a template instead of writing one: the proposer templates' placeholders, and the
 # examples earlier versions of these prompts carried (the first 0.5B run copied them into 32 solver prompts).
 PLACEHOLDER_INPUTS = ("the argument list of one call to f, as Python literals", "arg1, arg2", "INPUT", "OUTPUT",
-                      "[3, 1, 2], 'abc'", "'abc', 3", "[1, 2]")
+                      "[3, 1, 2], 'abc'", "'abc', 3", "[1, 2]", "...", "ARGUMENTS")
+# Hints an induction proposer can copy from a template (today's and earlier versions'); a proposal that does is rejected.
+PLACEHOLDER_MESSAGES = ("...", "one or two sentences of hint", "HINT", "your hint", "a short hint")
 
 
 def code_reference(entry_data: dict) -> str:
-    return f"```python\n{entry_data['program']}\n```\n```input\n{entry_data['inputs']}\n```\n" \
-           f"```output\n{entry_data['output']}\n```"
+    """A buffer entry as the proposer prompt shows it: the function, then its call, with the output as a comment."""
+    return f"```python\n{entry_data['program']}\n\nf({entry_data['inputs']})  # returns {entry_data['output']}\n```"
 
 
 def math_reference(entry_data: dict) -> str:

@@ -40,6 +40,7 @@ def _placeholders() -> set[str]:
 
 PLACEHOLDERS = _placeholders()
 _PLACEHOLDER_TEXTS = {t.lower() for t in prompts.PLACEHOLDER_INPUTS}
+PLACEHOLDER_MESSAGES = {t.lower().strip(" .`") for t in prompts.PLACEHOLDER_MESSAGES}
 
 
 def is_placeholder(args: str) -> bool:
@@ -85,10 +86,10 @@ class _ProgramInputTask(Task):
         text = parsing.after_thinking(text)
         program = parsing.program(text)
         inputs = parsing.blocks(text, "input")
-        if not inputs:  # an input given as a demo call (`assert f(x) == y`) counts; nothing else does
+        if not inputs:  # the input as a call `f(...)` on literals, in the python block or the prose (the prompt's way)
             args = parsing.call_arguments(text)
             if args is None:
-                raise ParseError("no input block")
+                raise ParseError("no input: no call f(...) on literals, no input block")
         else:
             if inputs[-1].strip().lower() in _PLACEHOLDER_TEXTS:
                 raise ParseError("input is the template's placeholder")
@@ -212,7 +213,8 @@ class Induction(Task):
     def parse_proposal(self, text: str, context: dict) -> dict:
         text = parsing.after_thinking(text)
         inputs, seen = [], set()
-        for block in parsing.blocks(text, "input"):
+        candidates = parsing.blocks(text, "input") + parsing.calls(text)  # input blocks, then calls f(...)
+        for block in candidates:
             try:
                 args = parsing.arguments(block)
                 value = normalized_literals(args)  # [1,2] and [1, 2] are one input, not a visible and a hidden
@@ -225,13 +227,15 @@ class Induction(Task):
                 inputs.append(args)
         need = self.settings.get("induction_inputs", 6)
         if not inputs:
-            raise ParseError("no valid input block")
+            raise ParseError("no valid input")
         if len(inputs) < need:
             raise ParseError(f"fewer than {need} distinct valid inputs")
-        messages = parsing.blocks(text, "message")
-        if not messages or not messages[-1].strip():
-            raise ParseError("no message block")
-        return {"program": context["program"], "inputs": inputs[:need], "message": messages[-1].strip()}
+        message = parsing.message(text)
+        if message is None:
+            raise ParseError("no hint (a line starting with Hint:, or a message block)")
+        if message.lower().strip(" .`") in PLACEHOLDER_MESSAGES:
+            raise ParseError("hint is the template's placeholder")
+        return {"program": context["program"], "inputs": inputs[:need], "message": message}
 
     def validation_jobs(self, proposal: dict) -> list[Job]:
         return [Run(proposal["program"], args) for args in proposal["inputs"]]
