@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from minazr.driver.experiment import STAMP, _complete, mcnemar_exact, paired_difference, plot_curves, report_markdown
+from minazr.driver.curves import PANELS, last_quarter
+from minazr.driver.experiment import (STAMP, _complete, loop_figures, mcnemar_exact, paired_difference, plot_curves,
+                                     report_markdown)
 
 
 def rows(correct: list[bool]) -> list[dict]:
@@ -59,6 +61,32 @@ def test_complete_requires_the_same_weights_settings_and_every_item(tmp_path):
     assert not _complete(tmp_path / "missing", {"gsm8k": 1319}, stamp)
 
 
+def test_last_quarter_pools_the_last_quarter_of_the_steps(tmp_path):
+    rows = []
+    for step in range(8):  # the last quarter: steps 6 and 7
+        late = step >= 6
+        rows += [{"step": step, "task": "deduction", "role": "propose", "outcome": o, "completion": ""}
+                 for o in (["valid", "valid: no learnability (x)", "duplicate: a reference", "invalid: trivial: y"]
+                           if late else ["duplicate: a reference"] * 4)]
+        rows += [{"step": step, "task": "abduction", "role": "solve", "outcome": o, "completion": c}
+                 for o, c in ([("correct", "steps</think><answer>1</answer>"), ("wrong", "<answer>2</answer>")]
+                              if late else [("wrong", "<answer>2</answer>")] * 2)]
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    q = last_quarter(path, think_opened=True)
+    assert q["steps"] == [6, 7]
+    assert q["all"]["copies"] == 2 and q["all"]["valid"] == 4 and q["all"]["copy_rate"] == pytest.approx(1 / 3)
+    assert q["all"]["think"] == 2 and q["all"]["solver_answers"] == 4 and q["all"]["think_rate"] == 0.5
+    assert q["per_task"]["abduction"]["accuracy"] == 0.5 and q["per_task"]["deduction"]["think_rate"] is None
+    assert last_quarter(path, think_opened=False)["all"]["think"] == 0  # no <think> opened: no reasoning counted
+
+
+def test_loop_figures_come_from_the_step_times():
+    metrics = [{"time/step": 300.0, "time/learner_update": 225.0, "gen/tokens_per_s": 100.0},
+               {"time/step": 300.0, "time/learner_update": 225.0, "gen/tokens_per_s": 140.0}]
+    assert loop_figures(metrics) == {"steps_per_hour": 12.0, "gen_tokens_per_s": 120.0, "learner_share": 0.75}
+
+
 def test_report_names_both_models_and_the_difference():
     s = lambda acc: {"accuracy": acc, "n": 800, "ci95": [acc - 0.03, acc + 0.03]}
     results = {"model": "m", "run_dir": "runs/x", "steps": 30, "train_step_s_mean": 240.0,
@@ -71,13 +99,19 @@ def test_report_names_both_models_and_the_difference():
     assert "| cruxeval-o | 800 | 25.0% [22.0, 28.0] | 31.0% [28.0, 34.0] | +6.0 pts [+3.0, +9.0] | 70 / 22 | 4e-07 |" in text
     assert "30 training steps 2 h 00 min (mean 240 s" in text and "start-up and seeding: 2 h 01 min" in text
     assert "30 self-play steps" in text
+    results["loop"] = {"steps_per_hour": 12.0, "gen_tokens_per_s": 120.0, "learner_share": 0.75}
+    results["last_quarter"] = {"steps": [23, 30], "all": {"copy_rate": 0.05, "copies": 1, "valid": 19,
+                                                          "proposals": 40, "think_rate": 0.95, "think": 95,
+                                                          "solver_answers": 100, "accuracy": 0.4}}
+    text = report_markdown(results)
+    assert "12.0 steps per hour, in-loop generation 120 tokens/s, learner 75% of the step time" in text
+    assert "steps 23-30): copy rate 5.0% (1 copies, 19 valid of 40 proposals), think rate 95.0% (95 of 100" in text
 
 
 def test_plot_writes_a_png_with_every_curve(tmp_path):
     tasks = ["deduction", "abduction"]
-    metrics = [{"step": i, "gen/completion_tokens": 1000 + i, "gen/completions": 10,
-                **{f"{k}/{t}": 0.1 * (i % 10) for t in tasks
-                   for k in ("propose/valid_rate", "propose/learnable", "solve/accuracy")}} for i in range(12)]
+    keys = {key.format(task=t) for _, series, _ in PANELS for key, _ in series for t in tasks}
+    metrics = [{"step": i, **{k: 0.1 * (i % 10) for k in keys}} for i in range(12)]
     path = tmp_path / "curves.png"
     plot_curves(metrics, tasks, path)
     head = path.read_bytes()[:24]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from minazr.driver import checkpoint
 from minazr.driver.config import Config
+from minazr.driver.curves import last_quarter, plot_curves
 from minazr.eval.evaluate import load_benchmarks, resolve_eval_model, run_eval, wilson
 
 
@@ -158,9 +159,24 @@ def summarize(out_dir: Path, metrics: list[dict], names: list[str], cfg: Config)
         done = [t["seconds"] for t in timings if t["phase"] == phase and t.get("completed", True)]
         seconds[phase] = done[-1] if done else 0.0
     step_s = [m["time/step"] for m in metrics if "time/step" in m]
+    samples = Path(cfg.run.out_dir) / "samples.jsonl"
+    think_opened = cfg.selfplay.prompt_template == "r1" or cfg.selfplay.open_think
     return {"model": cfg.model.name, "run_dir": cfg.run.out_dir, "steps": len(step_s), "benchmarks": benches,
             "wall_s": seconds, "train_step_s_total": sum(step_s), "train_step_s_mean": sum(step_s) / max(1, len(step_s)),
+            "loop": loop_figures(metrics),
+            "last_quarter": last_quarter(samples, think_opened) if samples.is_file() else None,
             "commands": [shlex.join(t["argv"]) for t in timings if t["phase"] == "command"]}
+
+
+def loop_figures(metrics: list[dict]) -> dict:
+    """The training loop's own speed: steps per hour (from the summed step times), in-loop generation tokens/s
+    (mean over steps), and the learner's share of the step time."""
+    step_s = sum(m.get("time/step", 0.0) for m in metrics)
+    learner_s = sum(m.get("time/learner_update", 0.0) for m in metrics)
+    tps = [m["gen/tokens_per_s"] for m in metrics if "gen/tokens_per_s" in m]
+    return {"steps_per_hour": 3600 * len(metrics) / step_s if step_s else None,
+            "gen_tokens_per_s": sum(tps) / len(tps) if tps else None,
+            "learner_share": learner_s / step_s if step_s else None}
 
 
 def report_markdown(results: dict) -> str:
@@ -179,54 +195,22 @@ def report_markdown(results: dict) -> str:
                   f"{results['train_step_s_mean']:.0f} s; training segments timed by `minazr experiment`, with "
                   f"start-up and seeding: {_hms(w['train'])}), evaluation base {_hms(w['eval_base'])}, trained "
                   f"{_hms(w['eval_trained'])}."]
+    loop = results.get("loop") or {}
+    if loop.get("steps_per_hour"):
+        tps = "n/a" if loop.get("gen_tokens_per_s") is None else f"{loop['gen_tokens_per_s']:.0f}"
+        lines += ["", f"Training loop: {loop['steps_per_hour']:.1f} steps per hour, in-loop generation {tps} "
+                      f"tokens/s, learner {100 * loop['learner_share']:.0f}% of the step time."]
+    quarter = results.get("last_quarter") or {}
+    if quarter.get("all"):
+        q = quarter["all"]
+        rate = (lambda x: "n/a" if x is None else f"{100 * x:.1f}%")
+        lines += ["", f"Last quarter of training (steps {quarter['steps'][0]}-{quarter['steps'][1]}): copy rate "
+                      f"{rate(q['copy_rate'])} ({q['copies']} copies, {q['valid']} valid of {q['proposals']} "
+                      f"proposals), think rate {rate(q['think_rate'])} ({q['think']} of {q['solver_answers']} solver "
+                      f"answers), solver accuracy {rate(q['accuracy'])}."]
     return "\n".join(lines)
 
 
 def _hms(seconds: float) -> str:
     s = int(round(seconds))
     return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
-
-
-# ---------------------------------------------------------------- plot
-
-
-CURVES = [("propose/valid_rate/{task}", "valid-proposal rate"),
-          ("propose/learnable/{task}", "learnable fraction of valid proposals (0 < MC solve rate < 1)"),
-          ("solve/accuracy/{task}", "solver accuracy")]
-
-
-def plot_curves(metrics: list[dict], tasks: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), constrained_layout=True)
-    for ax, (key, title) in zip(axes.flat, CURVES):
-        for task in tasks:
-            pts = [(m["step"], m[key.format(task=task)]) for m in metrics if key.format(task=task) in m]
-            if pts:
-                ax.plot(*zip(*pts), marker=".", alpha=0.35, label=f"{task} (per step)")
-                xs, ys = zip(*pts)
-                ax.plot(xs, _smooth(ys), linewidth=2, color=ax.lines[-1].get_color(), label=f"{task} (mean of 5)")
-        ax.set_title(title, fontsize=10)
-        ax.set_ylim(-0.03, 1.03)
-        ax.set_xlabel("step")
-        if ax.lines:
-            ax.legend(fontsize=7)
-    ax = axes.flat[3]
-    pts = [(m["step"], m["gen/completion_tokens"] / m["gen/completions"]) for m in metrics if m.get("gen/completions")]
-    if pts:
-        xs, ys = zip(*pts)
-        ax.plot(xs, ys, marker=".", alpha=0.35, label="per step")
-        ax.plot(xs, _smooth(ys), linewidth=2, color=ax.lines[-1].get_color(), label="mean of 5")
-    ax.set_title("mean response length (tokens, all roles)", fontsize=10)
-    ax.set_xlabel("step")
-    if ax.lines:
-        ax.legend(fontsize=7)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _smooth(ys, window: int = 5) -> list[float]:
-    return [sum(ys[max(0, i - window + 1):i + 1]) / len(ys[max(0, i - window + 1):i + 1]) for i in range(len(ys))]
