@@ -241,6 +241,31 @@ def test_a_dead_learner_is_a_one_line_error():
         ray.shutdown()
 
 
+def test_ctrl_c_interrupts_a_wait_on_a_long_remote_call():
+    """Ctrl-C reaches the driver while it waits minutes for a learner update (the run stops; `--resume` continues
+    it), and the deadline of the wait still holds. A run started in the background of a script ignores SIGINT (the
+    shell sets it so): stop such a run with SIGTERM."""
+    import threading
+
+    import ray
+
+    from minazr.driver.config import load_config
+    from minazr.driver.ray_session import TrainError, connect_ray, remote_call
+
+    connect_ray(load_config(None, TINY).train)
+    try:
+        slow = ray.remote(num_cpus=0)(lambda: time.sleep(300))
+        ref = slow.remote()
+        threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with pytest.raises(KeyboardInterrupt):
+            remote_call(ray, ref, 600, "run a learner update")
+        assert not ray.wait([ref], timeout=0)[0]  # interrupted while the call was still running
+        with pytest.raises(TrainError, match=r"^timed out after 1 s waiting to publish weights"):
+            remote_call(ray, slow.remote(), 1, "publish weights")
+    finally:
+        ray.shutdown()
+
+
 def test_workers_that_cannot_be_placed_are_one_line(tmp_path):
     proc = minazr("train", f"run.out_dir={tmp_path / 'run'}", "rollout.num_cpus=64", "rollout.timeout_s=10", *TINY)
     _, err = proc.communicate(timeout=600)
