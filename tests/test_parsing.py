@@ -108,3 +108,16 @@ def test_calls_only_returns_literal_argument_lists(text):
 ])
 def test_message(text, want):
     assert parsing.message(text) == want
+
+
+@pytest.mark.parametrize("text, want", [
+    ("Problem: A box holds 3 rows of 4 eggs. How many eggs?\n```python\ndef f():\n    return 12\n```",
+     "A box holds 3 rows of 4 eggs. How many eggs?"),
+    ("#### Problem:\nTom has 3 apples.\nHe buys 4.\n\n#### Solution", "Tom has 3 apples.\nHe buys 4."),
+    ("**Problem:** Sam reads 5 pages a day. How many in a week?", "Sam reads 5 pages a day. How many in a week?"),
+    ("Problem: old\n```problem\nfrom the block\n```", "from the block"),
+    ("```python\n# Problem: in code\ndef f():\n    return 1\n```", None),
+    ("no problem here", None),
+])
+def test_problem(text, want):
+    assert parsing.problem(text) == want

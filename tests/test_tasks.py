@@ -85,3 +85,13 @@ def test_program_proposals_take_the_input_from_a_call(text, want):
 def test_program_proposals_without_a_real_input_are_rejected(text):
     with pytest.raises(ParseError):
         make_task("deduction").parse_proposal(text, {})
+
+
+def test_math_proposals_take_the_problem_line_and_reject_the_placeholder():
+    task = make_task("math")
+    code = "```python\ndef f():\n    return 3 * 4\n```"
+    assert task.parse_proposal(f"<think>x</think>\nProblem: 3 rows of 4 eggs: how many?\n{code}", {}) == \
+        {"problem": "3 rows of 4 eggs: how many?", "program": "def f():\n    return 3 * 4"}
+    for bad in (f"Problem: ...\n{code}", code, "Problem: 3 rows of 4 eggs"):
+        with pytest.raises(ParseError):
+            task.parse_proposal(bad, {})

@@ -234,6 +234,26 @@ def message(text: str) -> str | None:
     return lines[-1] if lines else None
 
 
+PROBLEM_LINE = re.compile(r"^[ \t*#>-]*+problem[ \t*]*+:[ \t*]*+(.*)$", re.IGNORECASE | re.MULTILINE)
+
+
+def problem(text: str) -> str | None:
+    """The math proposer's problem: the last problem block, else the text after the last `Problem:` (markdown
+    emphasis or a heading allowed) up to a blank line or a code block; None when there is neither."""
+    found = [b.strip() for b in blocks(text, "problem") if b.strip()]
+    if found:
+        return found[-1]
+    prose = FENCE.sub("\n\n", text)
+    for m in reversed(list(PROBLEM_LINE.finditer(prose))):
+        rest = prose[m.start(1):]
+        if not m.group(1).strip():  # `#### Problem:` with the text on the lines below
+            rest = rest.lstrip("\n")
+        body = re.split(r"\n[ \t]*\n", rest, maxsplit=1)[0].strip().strip("*\"").strip()
+        if body:
+            return body
+    return None
+
+
 def number(text: str) -> int | float:
     """The last number in `text`: commas, $, %, units and fractions like 3/4 are tolerated. An integer written as
     one ("1,234", "-7") comes back as an int, exactly; anything else as a float."""

@@ -68,20 +68,20 @@ f(...)
 Hint: ..."""
 
 PROPOSE_MATH = """## Task: create a new math word problem and a Python function that computes its answer
-Write a problem with one numeric answer, then a function `def f():` that takes no arguments and returns that
-answer as an int or float. The function is run to obtain the answer; your own answer is never used.
+Write a word problem with one numeric answer that takes several steps to work out, then a function `f()` without
+arguments that computes that answer and returns it as an int or float. The function is run to obtain the answer;
+your own answer is never used.
 
-### Format
-```problem
-the word problem
-```
+Think first inside <think> </think>. Then write the problem on one line after `Problem:`, then the function in a
+python block:
+Problem: ...
 ```python
 def f():
     ...
     return answer
 ```
 
-### Reference problems (make yours different from these, and harder)
+### Problems that already exist (write a different one that takes more steps)
 {references}"""
 
 SOLVE_DEDUCTION = """## Task: predict the output of the program for the given input
@@ -147,6 +147,8 @@ PLACEHOLDER_INPUTS = ("the argument list of one call to f, as Python literals", 
                       "[3, 1, 2], 'abc'", "'abc', 3", "[1, 2]", "...", "ARGUMENTS")
 # Hints an induction proposer can copy from a template (today's and earlier versions'); a proposal that does is rejected.
 PLACEHOLDER_MESSAGES = ("...", "one or two sentences of hint", "HINT", "your hint", "a short hint")
+# Problems a math proposer can copy from its template (today's and earlier versions').
+PLACEHOLDER_PROBLEMS = ("...", "the word problem")
 
 
 def code_reference(entry_data: dict) -> str:
@@ -155,7 +157,7 @@ def code_reference(entry_data: dict) -> str:
 
 
 def math_reference(entry_data: dict) -> str:
-    return f"```problem\n{entry_data['problem']}\n```\nAnswer: {entry_data['answer']}"
+    return f"Problem: {entry_data['problem']}\nAnswer: {entry_data['answer']}"
 
 
 def io_pairs(pairs: list[tuple[str, str]]) -> str:

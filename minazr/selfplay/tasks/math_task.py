@@ -17,6 +17,7 @@ from minazr.selfplay.tasks import register
 from minazr.selfplay.tasks.base import Entry, Invalid, Task, digest, short_reason
 
 MAX_PROBLEM_CHARS = 2000
+PLACEHOLDER_PROBLEMS = {t.lower().strip(" .`") for t in prompts.PLACEHOLDER_PROBLEMS}
 MAX_ANSWER = 10**15  # larger answers are not word-problem answers (and lose precision as floats)
 
 
@@ -43,10 +44,11 @@ class MathTask(Task):
 
     def parse_proposal(self, text: str, context: dict) -> dict:
         text = parsing.after_thinking(text)
-        problems = parsing.blocks(text, "problem")
-        if not problems or not problems[-1].strip():
-            raise ParseError("no problem block")
-        problem = problems[-1].strip()
+        problem = parsing.problem(text)
+        if problem is None:
+            raise ParseError("no problem (a line starting with Problem:, or a problem block)")
+        if problem.lower().strip(" .`") in PLACEHOLDER_PROBLEMS:
+            raise ParseError("problem is the template's placeholder")
         if len(problem) > MAX_PROBLEM_CHARS:
             raise ParseError("problem too long")
         return {"problem": problem, "program": parsing.program(text)}
