@@ -253,8 +253,10 @@ def test_ctrl_c_interrupts_a_wait_on_a_long_remote_call():
     from minazr.driver.ray_session import TrainError, connect_ray, remote_call
 
     connect_ray(load_config(None, TINY).train)
+    # Ctrl-C as a terminal delivers it: this suite may itself run in the background, where SIGINT is ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        slow = ray.remote(num_cpus=0)(lambda: time.sleep(300))
+        slow = ray.remote(num_cpus=0)(lambda: time.sleep(60))
         ref = slow.remote()
         threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT)).start()
         with pytest.raises(KeyboardInterrupt):
@@ -263,6 +265,7 @@ def test_ctrl_c_interrupts_a_wait_on_a_long_remote_call():
         with pytest.raises(TrainError, match=r"^timed out after 1 s waiting to publish weights"):
             remote_call(ray, slow.remote(), 1, "publish weights")
     finally:
+        signal.signal(signal.SIGINT, previous)
         ray.shutdown()
 
 
