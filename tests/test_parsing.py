@@ -77,6 +77,7 @@ def test_number_failures():
     ("```python\ndef f(n):\n    return n\nx = 3\nprint(f(x))\n```", "3"),  # a name the block set to a literal
     ("```python\ndef f(n):\n    return n\nx = 3\nx = g()\nprint(f(x))\n```", None),  # rebound: not a literal
     ("```python\ndef f(n):\n    return n\nprint(f(y))\n```", None),  # a name it never set
+    ("```python\ndef f(t):\n    return t\nx = 1, 2\nf(x)\n```", "(1, 2)"),  # one tuple argument, not two
     ("no code, just f(3)", "3"),  # prose
     ("f(x) is called on f('a)b', [1, 2]) here", "'a)b', [1, 2]"),  # the `)` inside a string does not end it
     ("```python\ndef f(n):\n    return n\n```\nThen f(2, 3) returns 5", "2, 3"),

@@ -190,8 +190,8 @@ def _block_calls(body: str) -> list[str]:
                 if check_inputs(args) is None:
                     found.append(args)
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            value = ast.get_source_segment(body, stmt.value) or ""
-            if check_inputs(value) is None and not value.lstrip().startswith("*"):
+            value = ast.unparse(stmt.value)  # `x = 1, 2` is one tuple: unparse writes "(1, 2)", one argument
+            if check_inputs(value) is None:
                 names[stmt.targets[0].id] = value
             else:
                 names.pop(stmt.targets[0].id, None)
