@@ -22,9 +22,20 @@ def connect_ray(train_cfg) -> None:
 
     if ray.is_initialized():
         return
-    address = train_cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
+    address = check_reachable(train_cfg)
     kwargs = dict(logging_level=logging.WARNING, runtime_env={"env_vars": WORKER_ENV},
                   log_to_driver=train_cfg.worker_logs)
+    try:
+        ray.init(address=address or None, include_dashboard=False if not address else None, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise TrainError(f"cannot start or join Ray (address {address or 'local'}): "
+                         f"{(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
+
+
+def check_reachable(train_cfg) -> str | None:
+    """The cluster address to join (None: a private one); a host:port nobody answers on is a TrainError now,
+    before a command loads a model or starts anything."""
+    address = train_cfg.ray_address or os.environ.get("RAY_ADDRESS") or None
     if address and address not in ("auto", "local") and not address.startswith("ray://"):
         host, _, port = address.rpartition(":")
         try:
@@ -32,11 +43,7 @@ def connect_ray(train_cfg) -> None:
         except (OSError, ValueError) as e:
             raise TrainError(f"cannot reach the Ray cluster at {address}: {getattr(e, 'strerror', None) or e} "
                              f"(train.ray_address / RAY_ADDRESS)") from None
-    try:
-        ray.init(address=address or None, include_dashboard=False if not address else None, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise TrainError(f"cannot start or join Ray (address {address or 'local'}): "
-                         f"{(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
+    return address
 
 
 def remote_call(ray, ref, timeout_s: float, what: str, resumable: bool = True):

@@ -28,7 +28,7 @@ from minazr.driver.metrics import MetricsSink, truncate_after
 from minazr.driver.models import resolve_model
 from minazr.driver.pipeline import Pipeline
 from minazr.driver.report import explain_run
-from minazr.driver.ray_session import TrainError, connect_ray, remote_call
+from minazr.driver.ray_session import TrainError, check_reachable, connect_ray, remote_call
 from minazr.selfplay.prompts import Renderer
 from minazr.selfplay.rewards import RewardScheme
 from minazr.selfplay.step import fill_buffers, seed_buffers, selfplay_step
@@ -51,6 +51,7 @@ def check_sampling(cfg: Config) -> None:
 def run_training(cfg: Config, resume: str | None = None, on_step=None) -> Path:
     """Train (or resume) a run; `on_step(step, StepResult)` sees each step's result (minazr bench uses it)."""
     check_sampling(cfg)
+    check_reachable(cfg.train)  # an unreachable cluster fails now, not after the model and tokenizer load
     run_dir = Path(resume or cfg.run.out_dir)
     ckpt = checkpoint.latest(run_dir) if resume else None
     if resume and ckpt is None:
