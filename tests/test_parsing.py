@@ -119,6 +119,12 @@ def test_message(text, want):
     ("Problem: old\n```problem\nfrom the block\n```", "from the block"),
     ("```python\n# Problem: in code\ndef f():\n    return 1\n```", None),
     ("no problem here", None),
+    # the references show `Answer: N` under each problem; a copied answer line is not part of the problem
+    ("Problem: Tom has 3 apples and buys 4.\nAnswer: 7\n```python\ndef f():\n    return 7\n```",
+     "Tom has 3 apples and buys 4."),
+    ("### Problem:\nTom has 3 apples.\n**Final answer:** 7", "Tom has 3 apples."),
+    ("```problem\nTom has 3 apples.\nSolution: 3 + 4 = 7\n```", "Tom has 3 apples."),
+    ("Problem: Answer: 7", None),
 ])
 def test_problem(text, want):
     assert parsing.problem(text) == want

@@ -99,6 +99,22 @@ def test_a_program_that_only_shares_the_references_output_on_its_input_is_new(ex
     assert roles(res, "propose")[0].outcome == "valid"
 
 
+@pytest.mark.parametrize("text", [
+    # what experiment 2's proposer wrote: the reference with its `Answer:` line, punctuation changed
+    "Problem: Tom has 3 apples and buys 4 more, how many apples does he have now?\nAnswer: 7\n"
+    "```python\ndef f():\n    apples = 3 + 4\n    return apples\n```",
+    "Problem: Tom has 3 apples and buys 4 more. How many apples does he have now? The answer is 7.\n"
+    "```python\ndef f():\n    return 7\n```",
+])
+def test_a_math_copy_with_its_answer_line_is_no_new_task(executor, text):
+    res, buffers = play(executor, lambda p, n: [text] * n if "create a new math" in p else ["<answer>7</answer>"] * n,
+                        names=("math",))
+    (p,) = roles(res, "propose")
+    assert (p.outcome.startswith("duplicate") and p.reward == AZR.propose_duplicate
+            or "states its answer" in p.outcome and p.reward == AZR.propose_invalid), p.outcome
+    assert len(buffers["math"]) == 1  # the seed alone: the solver never sees a problem that tells the answer
+
+
 def test_copies_of_any_buffer_and_of_each_other_are_duplicates(executor):
     """An abduction entry proposed as a deduction task is a copy; of two equal new proposals one is new."""
     names = ("deduction", "abduction")

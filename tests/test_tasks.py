@@ -95,3 +95,21 @@ def test_math_proposals_take_the_problem_line_and_reject_the_placeholder():
     for bad in (f"Problem: ...\n{code}", code, "Problem: 3 rows of 4 eggs"):
         with pytest.raises(ParseError):
             task.parse_proposal(bad, {})
+
+
+def test_a_math_problem_that_states_its_answer_is_invalid_and_punctuation_does_not_make_it_new():
+    from minazr.sandbox.executor import ExecResult
+    from minazr.selfplay.tasks.base import Invalid
+
+    task = make_task("math")
+    seven = [ExecResult(ok=True, output="7")]
+    for stated in ("Tom has 3 apples and buys 4. The answer is 7.", "Tom has 3 apples and buys 4 (answer: $7)"):
+        with pytest.raises(Invalid, match="states its answer"):
+            task.make_entry({"problem": stated, "program": "def f():\n    return 7"}, seven, step=0)
+    fine = task.make_entry({"problem": "Tom has 7 apples and eats 0. The answer is a count.",
+                            "program": "def f():\n    return 7"}, seven, step=0)
+    seed = "Tom has 3 apples and buys 4 more. How many apples does he have now?"
+    variant = "Tom has 3 apples and buys 4 more, how many apples does he have now"
+    assert task.novelty_key({"problem": seed}) == task.novelty_key({"problem": variant})
+    assert task.novelty_key({"problem": seed}) != task.novelty_key({"problem": seed.replace("4", "4.5")})
+    assert fine.key != task.make_entry({"problem": seed, "program": "def f():\n    return 7"}, seven, step=0).key

@@ -237,21 +237,30 @@ def message(text: str) -> str | None:
 PROBLEM_LINE = re.compile(r"^[ \t*#>-]*+problem[ \t*]*+:[ \t*]*+(.*)$", re.IGNORECASE | re.MULTILINE)
 
 
+ANSWER_LINE = re.compile(r"^[ \t*#>-]*+(?:final[ \t]+)?(?:answer|solution)\b", re.IGNORECASE | re.MULTILINE)
+
+
 def problem(text: str) -> str | None:
     """The math proposer's problem: the last problem block, else the text after the last `Problem:` (markdown
-    emphasis or a heading allowed) up to a blank line or a code block; None when there is neither."""
-    found = [b.strip() for b in blocks(text, "problem") if b.strip()]
-    if found:
-        return found[-1]
+    emphasis or a heading allowed) up to a blank line or a code block; None when there is neither. Either ends
+    before a line that starts with `Answer` or `Solution`: the references show `Answer: N` under each problem, and a
+    problem must not hand its solver the answer."""
+    found = [_before_answer(b) for b in blocks(text, "problem")]
+    if any(found):
+        return [b for b in found if b][-1]
     prose = FENCE.sub("\n\n", text)
     for m in reversed(list(PROBLEM_LINE.finditer(prose))):
         rest = prose[m.start(1):]
         if not m.group(1).strip():  # `#### Problem:` with the text on the lines below
             rest = rest.lstrip("\n")
-        body = re.split(r"\n[ \t]*\n", rest, maxsplit=1)[0].strip().strip("*\"").strip()
+        body = _before_answer(re.split(r"\n[ \t]*\n", rest, maxsplit=1)[0])
         if body:
             return body
     return None
+
+
+def _before_answer(body: str) -> str:
+    return ANSWER_LINE.split(body, maxsplit=1)[0].strip().strip("*\"").strip()
 
 
 def number(text: str) -> int | float:

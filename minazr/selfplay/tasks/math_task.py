@@ -30,6 +30,22 @@ def _gold(text: str) -> int | float | None:
     return value if type(value) in (int, float) else None  # literals never holds a non-finite float
 
 
+def _words(problem: str) -> str:
+    """A problem's words, lower-cased, without punctuation: `buys 4 more. How` and `buys 4 more, how` are one."""
+    return " ".join(re.findall(r"[^\W_]+(?:\.\d+)?", problem.lower()))
+
+
+def _states(problem: str, gold: int | float) -> bool:
+    """Whether the problem gives away its answer: `answer` (is, =, :) followed by the gold number."""
+    for m in re.finditer(r"\banswer\b\W{0,4}(?:is\W{0,3})?\$?([-+]?\d[\d,]*(?:\.\d+)?)", problem, re.IGNORECASE):
+        try:
+            if parsing.numbers_equal(parsing.number(m.group(1)), gold):
+                return True
+        except ParseError:
+            continue
+    return False
+
+
 @register
 class MathTask(Task):
     name = "math"
@@ -63,11 +79,12 @@ class MathTask(Task):
         value = _gold(res.output)
         if value is None or abs(value) > MAX_ANSWER:  # int vs int: no float conversion that could overflow
             raise Invalid("answer is not a number" if value is None else "answer too large")
-        key = digest(re.sub(r"\s+", " ", proposal["problem"].lower()).strip())
-        return Entry(self.name, {**proposal, "answer": res.output}, key, step, seed)
+        if _states(proposal["problem"], value):
+            raise Invalid("the problem states its answer")
+        return Entry(self.name, {**proposal, "answer": res.output}, digest(_words(proposal["problem"])), step, seed)
 
     def novelty_key(self, data: dict) -> str:
-        return "problem:" + re.sub(r"\s+", " ", data["problem"].lower()).strip()
+        return "problem:" + _words(data["problem"])
 
     def solve_prompt(self, entry: Entry) -> str:
         return prompts.SOLVE_MATH.format(problem=entry.data["problem"])
