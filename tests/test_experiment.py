@@ -99,6 +99,8 @@ def test_report_names_both_models_and_the_difference():
     assert "| cruxeval-o | 800 | 25.0% [22.0, 28.0] | 31.0% [28.0, 34.0] | +6.0 pts [+3.0, +9.0] | 70 / 22 | 4e-07 |" in text
     assert "30 training steps 2 h 00 min (mean 240 s" in text and "start-up and seeding: 2 h 01 min" in text
     assert "30 self-play steps" in text
+    results["wall_s"]["eval_base"] = 0.0  # the base evaluation's files were copied in: no timing record
+    assert "evaluation base not timed here (reused), trained 24 min 50 s" in report_markdown(results)
     results["loop"] = {"steps_per_hour": 12.0, "gen_tokens_per_s": 120.0, "learner_share": 0.75}
     results["last_quarter"] = {"steps": [23, 30], "all": {"copy_rate": 0.05, "copies": 1, "valid": 19,
                                                           "proposals": 40, "think_rate": 0.95, "think": 95,

@@ -193,8 +193,8 @@ def report_markdown(results: dict) -> str:
     w = results["wall_s"]
     lines += ["", f"Wall time: {results['steps']} training steps {_hms(results['train_step_s_total'])} (mean "
                   f"{results['train_step_s_mean']:.0f} s; training segments timed by `minazr experiment`, with "
-                  f"start-up and seeding: {_hms(w['train'])}), evaluation base {_hms(w['eval_base'])}, trained "
-                  f"{_hms(w['eval_trained'])}."]
+                  f"start-up and seeding: {_hms(w['train'])}), evaluation base {_eval_time(w['eval_base'])}, trained "
+                  f"{_eval_time(w['eval_trained'])}."]
     loop = results.get("loop") or {}
     if loop.get("steps_per_hour"):
         tps = "n/a" if loop.get("gen_tokens_per_s") is None else f"{loop['gen_tokens_per_s']:.0f}"
@@ -209,6 +209,12 @@ def report_markdown(results: dict) -> str:
                       f"proposals), think rate {rate(q['think_rate'])} ({q['think']} of {q['solver_answers']} solver "
                       f"answers), solver accuracy {rate(q['accuracy'])}."]
     return "\n".join(lines)
+
+
+def _eval_time(seconds: float) -> str:
+    """An evaluation's wall time; none recorded means its files were already there (copied in, or a run killed
+    without its timing record)."""
+    return _hms(seconds) if seconds else "not timed here (reused)"
 
 
 def _hms(seconds: float) -> str:
