@@ -193,8 +193,8 @@ def report_markdown(results: dict) -> str:
     w = results["wall_s"]
     lines += ["", f"Wall time: {results['steps']} training steps {_hms(results['train_step_s_total'])} (mean "
                   f"{results['train_step_s_mean']:.0f} s; training segments timed by `minazr experiment`, with "
-                  f"start-up and seeding: {_hms(w['train'])}), evaluation base {_eval_time(w['eval_base'])}, trained "
-                  f"{_eval_time(w['eval_trained'])}."]
+                  f"start-up and seeding: {_phase_time(w['train'])}), evaluation base "
+                  f"{_phase_time(w['eval_base'])}, trained {_phase_time(w['eval_trained'])}."]
     loop = results.get("loop") or {}
     if loop.get("steps_per_hour"):
         tps = "n/a" if loop.get("gen_tokens_per_s") is None else f"{loop['gen_tokens_per_s']:.0f}"
@@ -211,9 +211,9 @@ def report_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _eval_time(seconds: float) -> str:
-    """An evaluation's wall time; none recorded means its files were already there (copied in, or a run killed
-    without its timing record)."""
+def _phase_time(seconds: float) -> str:
+    """A phase's wall time in this report's folder; none recorded means its work was already there (trained or
+    evaluated for another report, copied in, or a run killed before its timing record)."""
     return _hms(seconds) if seconds else "not timed here (reused)"
 
 
