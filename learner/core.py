@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from learner.packing import Row, micro_batches, pack_rows, row_tensors
+from minazr.contracts.dtypes import engine_dtype, learner_autocast
 from minazr.contracts.wire import DTYPES, WeightServer
 
 
@@ -65,6 +66,8 @@ class LearnerCore:
         if self.device.type == "cpu":
             torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
         self.cfg = cfg
+        # bf16 autocast only where the hardware computes bf16 natively (auto); emulated, it is ~15x slower
+        self.autocast = learner_autocast(cfg.autocast_bf16, self.device.type == "cuda")
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(self.device)
         if cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
@@ -84,7 +87,7 @@ class LearnerCore:
         if optimizer_state:
             self.load_state(optimizer_state)
         self.version = 0
-        self.publish_dtype = DTYPES[publish_dtype]
+        self.publish_dtype = DTYPES[engine_dtype(publish_dtype, self.device.type == "cuda")]
         self.bucket_mb = bucket_mb
         self.server = WeightServer(host, cfg.weight_port or None, "/dev/shm" if cfg.weight_shm else None)
         # Updates, publishes and saves never overlap, and numbered updates apply in version order, even if the
@@ -181,7 +184,7 @@ class LearnerCore:
         the vocabulary projection (a large share of a small model's compute) only on the positions that predict
         completion tokens, `logits_chunk_tokens` at a time (recomputed in backward, so the fp32 logits of a long
         batch of a 150k-vocabulary model never sit in memory at once)."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.autocast_bf16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             hidden = model.get_decoder()(input_ids=t["ids"], attention_mask=t["mask"],
                                          position_ids=t["positions"]).last_hidden_state  # (B, T, H)
             hidden = hidden.reshape(-1, hidden.shape[-1])[t["source"]]  # (N, H)

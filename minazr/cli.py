@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--peer-steps", type=int, default=1, help="timed TRL GRPOTrainer steps after a warm-up one "
                                                                  "(needs pip install -e '.[peer]'; 0 skips; "
                                                                  "default 1)")
+    bench.add_argument("--dtype-timeout", type=float, default=600.0, metavar="S",
+                       help="seconds plain vLLM may take in a dtype other than the engines' (a dtype the CPU only "
+                            "emulates can be many times slower; it is then reported as below the rate that would "
+                            "have finished; default 600)")
     ev = command("eval", "Evaluate models (greedy pass@1) on GSM8K and CRUXEval through the rollout workers.")
     ev.add_argument("--model", action="append", metavar="NAME_OR_PATH",
                     help="embedded model name, HF directory, hub id, training run directory (latest checkpoint) "
@@ -193,8 +197,11 @@ def _bench(cfg, args) -> int:
         print(f"minazr: --loop {args.loop!r}: expected e.g. 0,1,1/1+1 (staleness/engine cores+learner threads)",
               file=sys.stderr)
         return 2
+    if args.dtype_timeout <= 0:
+        print(f"minazr: --dtype-timeout {args.dtype_timeout:g}: expected a positive number of seconds", file=sys.stderr)
+        return 2
     run_bench(cfg, workers, args.prompts, args.max_tokens, args.repeats, args.out, args.loop_steps, loop,
-              args.peer_steps)
+              args.peer_steps, args.dtype_timeout)
     return 0
 
 

@@ -11,6 +11,7 @@ rollout/worker.py is a thin wrapper, so tests can use it in-process).
 import os
 import time
 
+from minazr.contracts.dtypes import engine_dtype
 from minazr.contracts.policy import Completion, Generation, Sampling
 
 EXTENSION = "rollout.weight_extension.WeightReceiver"
@@ -49,7 +50,8 @@ class RolloutEngine:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         from vllm import LLM
 
-        kwargs = dict(model=str(model_path), dtype=cfg.dtype, enforce_eager=cfg.enforce_eager,
+        self.dtype = engine_dtype(cfg.dtype, on_gpu)  # auto: bf16 only where the hardware has it
+        kwargs = dict(model=str(model_path), dtype=self.dtype, enforce_eager=cfg.enforce_eager,
                       max_model_len=cfg.max_model_len, max_num_seqs=cfg.max_num_seqs, seed=seed + worker_index,
                       worker_extension_cls=EXTENSION, enable_chunked_prefill=cfg.chunked_prefill or on_gpu,
                       # behaviour log-probs of the distribution actually sampled from (after temperature), which
@@ -148,5 +150,5 @@ class RolloutEngine:
                 node_id, node_ip = ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()
         except ImportError:  # the plain engine runs without Ray too
             pass
-        return {"worker": self.worker_index, "version": self.version, "binding": self.binding,
+        return {"worker": self.worker_index, "version": self.version, "binding": self.binding, "dtype": self.dtype,
                 "node": os.uname().nodename, "pid": os.getpid(), "node_id": node_id, "node_ip": node_ip}

@@ -35,6 +35,14 @@ def test_tiny_bench_writes_json_plot_and_table(tmp_path):
         assert loop[key] > 0, key
     assert r["loop"]["replay"]["seeded"]["tokens"] > 0 and r["loop"]["replay"]["unseeded"]["tokens"] > 0
     assert r["loop"]["in_loop_vs_generate_only"] > 0
+    # plain vLLM in each CPU dtype side by side (the engines' one measured once), and the loop's own requests
+    # through plain vLLM in float32: the yardstick for in-loop generation on any CPU
+    assert set(r["dtype_ceilings"]) == {"float32", "bfloat16"} and r["engine_dtype"] in r["dtype_ceilings"]
+    assert all(d["output_tokens_per_s"] > 0 for d in r["dtype_ceilings"].values())
+    assert r["dtype_ceilings"][r["engine_dtype"]]["output_tokens_per_s"] == r["vllm_ceiling_tokens_per_s"]
+    assert r["dtype_ceilings"]["float32"]["native"] is True
+    assert "| plain vLLM, float32 (native)" in res.stdout and "| plain vLLM, bfloat16 (" in res.stdout
+    assert r["loop"]["replay"]["plain_float32"]["tokens"] > 0 and r["loop"]["in_loop_vs_plain_float32"] > 0
     assert r["step_breakdown_s"]["total"] > 0 and r["weight_sync"]["bytes"] > 0
     assert r["model"] == "smollm2-135m-instruct" and r["prompts"] == 4 and r["max_tokens"] == 8
     assert r["device"].startswith("cpu")

@@ -30,6 +30,32 @@ def test_templates():
     assert Renderer("chat", FakeTokenizer(), open_think=True).plain("Q") == "<|user|>Q<|assistant|>"  # eval: as is
 
 
+def test_format_example_is_an_earlier_turn_in_the_exact_format_the_reward_reads(executor):
+    """Each task type's worked exchange comes before the solver prompt (chat: a user and an assistant turn; r1: the
+    same in raw text), only with format_example on, and its reply parses as a well-formed answer."""
+    from minazr.selfplay.buffer import Buffers
+    from minazr.selfplay.prompts import FORMAT_EXAMPLES
+    from minazr.selfplay.step import seed_buffers
+
+    tasks = {n: make_task(n, think_opened=True) for n in TASKS}
+    assert set(FORMAT_EXAMPLES) == set(TASKS)
+    for name, (instruction, reply) in FORMAT_EXAMPLES.items():
+        assert tasks[name].answer_body(reply.removeprefix("<think>"))  # the strict format, prompt-opened <think>
+    buffers = Buffers.empty(tasks, cap=10)
+    seed_buffers(buffers, tasks, executor)
+    entry = buffers["deduction"].entries()[0]
+    task = tasks["deduction"]
+    shown, reply = FORMAT_EXAMPLES["deduction"]
+    on = Renderer("chat", FakeTokenizer(), open_think=True, format_example=True).solve(task, entry)
+    assert on == (f"<|system|>{SYSTEM}<|user|>{shown}<|assistant|>{reply}<|user|>{task.solve_prompt(entry)}"
+                  "<|assistant|><think>\n")
+    off = Renderer("chat", FakeTokenizer(), open_think=True).solve(task, entry)
+    assert off == f"<|system|>{SYSTEM}<|user|>{task.solve_prompt(entry)}<|assistant|><think>\n"
+    raw = Renderer("r1", format_example=True).solve(task, entry)
+    assert raw.count("Assistant: <think>") == 2 and raw.index(reply.removeprefix("<think>")) < raw.index(
+        task.solve_prompt(entry)) and raw.endswith("Assistant: <think>")
+
+
 def test_proposer_prompts_show_references(executor):
     from minazr.selfplay.buffer import Buffers
     from minazr.selfplay.step import seed_buffers

@@ -50,7 +50,7 @@ def bench_prompts(cfg: Config, tokenizer, n: int, executor) -> list[str]:
     pool = []
     for task in tasks.values():
         pool.append(render(task.propose_prompt(task.propose_context(buffers, rng))))
-        pool += [render(task.solve_prompt(e)) for e in buffers[task.name].entries()]
+        pool += [render.solve(task, e) for e in buffers[task.name].entries()]
     return [pool[i % len(pool)] for i in range(n)]
 
 
@@ -91,30 +91,100 @@ def measure_pool(ray, model_path, cfg, workers: int, prompts, sampling, repeats,
             pool.close()
 
 
-def measure_ceiling(model_path, cfg, prompts, sampling, repeats) -> dict:
-    """Plain vLLM in a fresh process (so nothing of Ray or of the driver is in the way)."""
-    args = {"model": str(model_path), "rollout": cfg.rollout.__dict__, "prompts": prompts,
+def measure_ceiling(model_path, cfg, prompts, sampling, repeats, dtype: str | None = None,
+                    timeout_s: float = 1800.0) -> dict:
+    """Plain vLLM in a fresh process (so nothing of Ray or of the driver is in the way), in `dtype` (None: the
+    config's, `auto` decided as the engines decide it)."""
+    from minazr.contracts.dtypes import engine_dtype
+
+    dtype = dtype or engine_dtype(cfg.rollout.dtype, cfg.rollout.num_gpus > 0)
+    args = {"model": str(model_path), "rollout": {**cfg.rollout.__dict__, "dtype": dtype}, "prompts": prompts,
             "sampling": sampling.__dict__, "repeats": repeats, "seed": cfg.run.seed}
     res = subprocess.run([sys.executable, "-m", "minazr.bench.loop", "--ceiling"], input=json.dumps(args),
-                         capture_output=True, text=True, timeout=1800)
+                         capture_output=True, text=True, timeout=timeout_s)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     if res.returncode != 0 or not lines:
         raise RuntimeError(f"ceiling measurement failed: {res.stderr.strip().splitlines()[-1:]}")
-    return json.loads(lines[-1])
+    return {**json.loads(lines[-1]), "dtype": dtype}
 
 
-def _ceiling_main() -> None:
-    args = json.loads(sys.stdin.read())
+def measure_dtypes(model_path, cfg, prompts, sampling, repeats, done: dict, timeout_s: float) -> dict:
+    """Plain vLLM's tokens/s in each dtype a CPU engine can run (float32 and bfloat16), side by side: `done` is the
+    ceiling already measured in the config's dtype. A dtype the CPU only emulates can be many times slower: one
+    that does not finish within `timeout_s` is reported as below the rate that would have finished."""
+    from minazr.contracts.dtypes import cpu_flags, native
+
+    flags = cpu_flags()
+    out = {}
+    for dtype in ("float32", "bfloat16"):
+        entry = {"native": native(dtype, flags)}
+        if dtype == done["dtype"]:
+            entry["output_tokens_per_s"] = done["output_tokens_per_s"]
+        else:
+            try:
+                entry["output_tokens_per_s"] = measure_ceiling(model_path, cfg, prompts, sampling, repeats, dtype,
+                                                               timeout_s)["output_tokens_per_s"]
+            except subprocess.TimeoutExpired:
+                tokens = len(prompts) * sampling.max_tokens * (repeats + 1)  # warm-up and timed runs
+                entry.update(output_tokens_per_s=None, timed_out_s=timeout_s,
+                             below_tokens_per_s=tokens / timeout_s)
+        out[dtype] = entry
+    return out
+
+
+def _plain_llm(args: dict):
+    """Plain vLLM, bound to every core, with the rollout engines' settings (a fresh process's one engine)."""
     r = args["rollout"]
     cores = sorted(os.sched_getaffinity(0))
     os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, cores))
     os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-    from vllm import LLM, SamplingParams
+    from vllm import LLM
 
-    llm = LLM(model=args["model"], dtype=r["dtype"], enforce_eager=r["enforce_eager"],
-              max_model_len=r["max_model_len"], max_num_seqs=r["max_num_seqs"], seed=args["seed"],
-              kv_cache_memory_bytes=int(r["kv_cache_gb"] * 2**30))
+    return LLM(model=args["model"], dtype=r["dtype"], enforce_eager=r["enforce_eager"],
+               max_model_len=r["max_model_len"], max_num_seqs=r["max_num_seqs"], seed=args["seed"],
+               kv_cache_memory_bytes=int(r["kv_cache_gb"] * 2**30))
+
+
+def measure_replay_plain(model_path, cfg: Config, step_requests: list, dtype: str = "float32") -> dict:
+    """The loop's own requests (every step after the first, each step's in one `LLM.generate` call, with the loop's
+    seeds and max_tokens, EOS honoured) through plain vLLM in a fresh process, in `dtype`: the yardstick for the
+    loop's in-loop generation rate on this CPU."""
+    steps = [[{"prompt": r.prompt, "n": r.n, "seed": r.seed, "temperature": s.temperature, "top_p": s.top_p,
+               "max_tokens": s.max_tokens} for r, s in requests] for requests in step_requests]
+    args = {"model": str(model_path), "rollout": {**cfg.rollout.__dict__, "dtype": dtype}, "steps": steps,
+            "seed": cfg.run.seed}
+    res = subprocess.run([sys.executable, "-m", "minazr.bench.loop", "--replay-plain"], input=json.dumps(args),
+                         capture_output=True, text=True, timeout=3600)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or not lines:
+        raise RuntimeError(f"plain vLLM replay failed: {res.stderr.strip().splitlines()[-1:]}")
+    return {**json.loads(lines[-1]), "dtype": dtype}
+
+
+def _replay_plain_main() -> None:
+    from vllm import SamplingParams
+
+    args = json.loads(sys.stdin.read())
+    llm = _plain_llm(args)
+    llm.generate(["warm-up"] * 4, SamplingParams(max_tokens=16), use_tqdm=False)
+    tokens, seconds = 0, 0.0
+    for step in args["steps"]:
+        params = [SamplingParams(n=q["n"], temperature=q["temperature"], top_p=q["top_p"], seed=q["seed"],
+                                 max_tokens=q["max_tokens"], logprobs=0) for q in step]
+        t0 = time.perf_counter()
+        outs = llm.generate([q["prompt"] for q in step], params, use_tqdm=False)
+        seconds += time.perf_counter() - t0
+        tokens += sum(len(c.token_ids) for o in outs for c in o.outputs)
+    print(json.dumps({"output_tokens_per_s": tokens / max(seconds, 1e-9), "tokens": tokens, "seconds": seconds}),
+          flush=True)
+
+
+def _ceiling_main() -> None:
+    from vllm import SamplingParams
+
+    args = json.loads(sys.stdin.read())
+    llm = _plain_llm(args)
     s = args["sampling"]
     sp = SamplingParams(temperature=s["temperature"], top_p=s["top_p"], max_tokens=s["max_tokens"],
                         ignore_eos=s["ignore_eos"], logprobs=0)
@@ -127,15 +197,16 @@ def _ceiling_main() -> None:
     print(json.dumps(_timed(run, args["repeats"])), flush=True)
 
 
-def measure_hf(model_path, prompts, max_tokens: int, repeats: int) -> tuple[dict, dict]:
-    """The seed project's approach: transformers generate, batched (all prompts) and one prompt at a time."""
+def measure_hf(model_path, prompts, max_tokens: int, repeats: int, dtype: str = "float32") -> tuple[dict, dict]:
+    """The seed project's approach: transformers generate, batched (all prompts) and one prompt at a time, in the
+    engines' dtype."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.set_num_threads(os.cpu_count() or 1)
     tok = AutoTokenizer.from_pretrained(model_path, padding_side="left")
     tok.pad_token = tok.pad_token or tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).eval()
     kw = dict(do_sample=True, temperature=1.0, max_new_tokens=max_tokens, min_new_tokens=max_tokens,
               pad_token_id=tok.pad_token_id)
 
@@ -326,7 +397,7 @@ def measure_peer(model_path, step_requests: list, cfg: Config, steps: int) -> di
 
 def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, repeats: int, out: str,
               loop_steps: int = 4, loop_settings: list[tuple[int, int, int]] = ((0, 0, 0), (1, 0, 0)),
-              peer_steps: int = 1) -> dict:
+              peer_steps: int = 1, dtype_timeout_s: float = 600.0) -> dict:
     import ray
     from transformers import AutoTokenizer
 
@@ -335,8 +406,10 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
     sampling = Sampling(cfg.selfplay.temperature, cfg.selfplay.top_p, max_tokens, ignore_eos=True)
     loop_settings = list(loop_settings) if loop_steps >= 2 else []
     loop_stages = [f"loop {s}/{e}+{t}" for s, e, t in loop_settings]
-    loop_stages += ["replay", "peer (TRL)"] if loop_settings else []
-    stages = ["prompts", *(f"pool x{w}" for w in workers), "vLLM ceiling", "transformers", "weight sync + step",
+    loop_stages += ["replay", "replay, plain vLLM float32", "peer (TRL)"] if loop_settings else []
+    on_cpu = cfg.rollout.num_gpus == 0
+    stages = ["prompts", *(f"pool x{w}" for w in workers), "vLLM ceiling", *(["dtypes"] if on_cpu else []),
+              "transformers", "weight sync + step",
               *loop_stages]
     bar = tqdm(stages, desc="bench", unit="stage", dynamic_ncols=True)
     report: dict = {"model": cfg.model.name, "device": _device(cfg), "prompts": n_prompts, "max_tokens": max_tokens,
@@ -362,8 +435,13 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
         bar.set_postfix_str("vLLM ceiling")
         ceiling = measure_ceiling(model_path, cfg, prompts, sampling, repeats)
         bar.update(1)
+        dtypes = None
+        if on_cpu:
+            bar.set_postfix_str("dtypes")
+            dtypes = measure_dtypes(model_path, cfg, prompts, sampling, repeats, ceiling, dtype_timeout_s)
+            bar.update(1)
         bar.set_postfix_str("transformers")
-        hf_batched, hf_single = measure_hf(model_path, prompts, max_tokens, repeats)
+        hf_batched, hf_single = measure_hf(model_path, prompts, max_tokens, repeats, ceiling["dtype"])
         bar.update(1)
         bar.set_postfix_str("weight sync + step")
         sync, step = measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats, kept)
@@ -379,6 +457,9 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
             bar.set_postfix_str("replay")
             replay = measure_replay(model_path, cfg, loop_requests)
             bar.update(1)
+            bar.set_postfix_str("replay, plain vLLM float32")
+            replay["plain_float32"] = measure_replay_plain(model_path, cfg, loop_requests, "float32")
+            bar.update(1)
             bar.set_postfix_str("peer (TRL)")
             peer = measure_peer(model_path, loop_requests, cfg, peer_steps) if peer_steps else {"skipped": "--peer-steps 0"}
             bar.update(1)
@@ -392,6 +473,7 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
                          "total_tokens_per_s": p["total_tokens_per_s"], "requests_per_s": p["requests_per_s"]}
                         for p in per],
         "vllm_ceiling_tokens_per_s": ceiling["output_tokens_per_s"], "vllm_ceiling": ceiling,
+        "engine_dtype": ceiling["dtype"], "dtype_ceilings": dtypes,
         "hf_batched_tokens_per_s": hf_batched["output_tokens_per_s"],
         "hf_single_tokens_per_s": hf_single["output_tokens_per_s"],
         "weight_sync_s": sync["total_s"], "weight_sync": sync, "step_breakdown_s": step,
@@ -406,6 +488,9 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
                           / replay["seeded"]["output_tokens_per_s"],
                           "seeded_vs_unseeded": replay["seeded"]["output_tokens_per_s"]
                           / replay["unseeded"]["output_tokens_per_s"]}
+        # the yardstick for any CPU: the loop against plain vLLM in float32 on the loop's own requests
+        report["loop"]["in_loop_vs_plain_float32"] = first["in_loop_generation_tokens_per_s"] \
+            / replay["plain_float32"]["output_tokens_per_s"]
         if "completions_per_s" in peer:
             best = max(x["completions_per_s"] for x in loops)
             report["loop"]["vs_peer_completions_per_s"] = best / peer["completions_per_s"]
@@ -431,6 +516,12 @@ def markdown(r: dict) -> str:
     c = r["vllm_ceiling"]
     rows.append(f"| plain vLLM, one process (ceiling) | {c['output_tokens_per_s']:.0f} | "
                 f"{c['total_tokens_per_s']:.0f} | {c['requests_per_s']:.2f} |")
+    for dtype, d in (r.get("dtype_ceilings") or {}).items():
+        native = "native" if d["native"] else "emulated on this CPU"
+        tok = f"{d['output_tokens_per_s']:.0f}" if d["output_tokens_per_s"] else \
+            f"< {d['below_tokens_per_s']:.0f} (not done in {d['timed_out_s']:.0f} s)"
+        rows.append(f"| plain vLLM, {dtype} ({native}){' (the engines)' if dtype == r['engine_dtype'] else ''} | "
+                    f"{tok} | | |")
     rows.append(f"| transformers generate, batched | {r['hf_batched_tokens_per_s']:.0f} | | |")
     rows.append(f"| transformers generate, one at a time | {r['hf_single_tokens_per_s']:.1f} | | |")
     s, st, ratios = r["weight_sync"], r["step_breakdown_s"], r["ratios"]
@@ -461,7 +552,9 @@ def loop_markdown(loop: dict) -> str:
              f"the loop's own requests, all at once (generate-only, EOS honoured): "
              f"{rp['seeded']['output_tokens_per_s']:.0f} tok/s seeded, {rp['unseeded']['output_tokens_per_s']:.0f} "
              f"unseeded (seeded / unseeded {loop['seeded_vs_unseeded']:.2f}x); in-loop / "
-             f"generate-only {loop['in_loop_vs_generate_only']:.2f}x"]
+             f"generate-only {loop['in_loop_vs_generate_only']:.2f}x"
+             + (f"; plain vLLM float32 on the same requests {rp['plain_float32']['output_tokens_per_s']:.0f} tok/s, "
+                f"in-loop / that {loop['in_loop_vs_plain_float32']:.2f}x" if "plain_float32" in rp else "")]
     if "completions_per_s" in peer:
         lines.append(f"peer: TRL GRPOTrainer ({peer['mode']} generation) {peer['completions_per_s']:.3f} "
                      f"completions/s ({peer['completions_per_step']} per step, {peer['step_s']:.0f} s a step); "
@@ -499,3 +592,5 @@ def _plot(r: dict, path: Path) -> None:
 
 if __name__ == "__main__" and sys.argv[1:] == ["--ceiling"]:
     _ceiling_main()
+elif __name__ == "__main__" and sys.argv[1:] == ["--replay-plain"]:
+    _replay_plain_main()

