@@ -134,15 +134,16 @@ print(json.dumps({"engine": engine.dtype, "served": str(engine.llm.llm_engine.mo
 """
 
 
-@pytest.mark.parametrize("flags, engine", [("fpu avx avx2 fma", "float32"), ("avx2 avx512f avx512_bf16", "bfloat16")])
-def test_real_engine_and_learner_take_the_dtype_the_cpu_flags_choose(flags, engine):
+def test_real_engine_and_learner_take_float32_on_a_cpu_without_bf16():
     """The default config's `auto`, decided inside the real vLLM engine and the learner, for a CPU without native
-    bf16 and one with it (MINAZR_CPU_FLAGS stands in for /proc/cpuinfo; each in a fresh process)."""
+    bf16 (MINAZR_CPU_FLAGS stands in for /proc/cpuinfo, in a fresh process). Both branches of the choice are in
+    tests/test_dtypes.py; the bf16 one runs in every engine test on a CPU that has bf16."""
     import json
     import os
     import subprocess
     import sys
 
+    flags, engine = "fpu avx avx2 fma", "float32"
     env = {**os.environ, "MINAZR_CPU_FLAGS": flags}
     res = subprocess.run([sys.executable, "-c", _DTYPE_PROBE, "rollout.enforce_eager=true", "rollout.kv_cache_gb=0.25"],
                          capture_output=True, text=True, timeout=600, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))

@@ -176,7 +176,7 @@ class SelfPlayConfig:
     tasks: list[Literal["deduction", "abduction", "induction", "math"]] = param(
         ["deduction", "abduction", "induction", "math"],
         "Task types played each step: AZR's deduction, abduction, induction, and the seed's verifiable math.")
-    propose_per_task: Int = param(2, "Proposer prompts per task type per step.", min=0)
+    propose_per_task: Int = param(1, "Proposer prompts per task type per step.", min=0)
     n_propose: Int = param(1, "Completions per proposer prompt.", min=1)
     n_mc: Int = param(4, "Monte-Carlo solves of each valid proposal, for its learnability reward (AZR uses 8).",
                       min=1)
@@ -189,8 +189,9 @@ class SelfPlayConfig:
                                      "of the pairs are shown to the solver, half judge its program.", min=2)
     temperature: Float = param(1.0, "Sampling temperature of every rollout.", min=0.0)
     top_p: Float = param(1.0, "Nucleus sampling top-p of every rollout.", min=0.0, max=1.0)
-    max_tokens: Int = param(256, "Longest proposer completion, in tokens.", min=1)
-    solve_max_tokens: Int = param(0, "Longest solver completion (reasoning, then the answer), in tokens; 0: "
+    max_tokens: Int = param(128, "Longest proposer completion, in tokens (decoding is sequential: on a 2-core CPU "
+                                 "the longest completion sets the step's generation time).", min=1)
+    solve_max_tokens: Int = param(128, "Longest solver completion (reasoning, then the answer), in tokens; 0: "
                                      "max_tokens. The truncation rate per task is in the metrics "
                                      "(solve/truncated/<task>): a cut-off answer scores as unparseable.", min=0)
     answer_format: Literal["think", "answer"] = param(
