@@ -5,6 +5,7 @@ import os
 import ray
 
 from learner.core import LearnerCore
+from minazr.contracts.dtypes import engine_dtype
 
 
 class _NodeLearner(LearnerCore):
@@ -30,7 +31,8 @@ def start_learner(model_path: str, cfg, rollout_cfg, seed: int, optimizer_state:
     updates itself, for any actor with more threads)."""
     actor = Learner.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, max_concurrency=1,
                             runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
-    return actor.remote(str(model_path), cfg, rollout_cfg.dtype, rollout_cfg.weight_bucket_mb, seed=seed,
+    publish = engine_dtype(rollout_cfg.dtype, rollout_cfg.num_gpus > 0)  # what the engines load (auto decided)
+    return actor.remote(str(model_path), cfg, publish, rollout_cfg.weight_bucket_mb, seed=seed,
                         optimizer_state=optimizer_state, loopback=single_machine())
 
 
