@@ -100,12 +100,17 @@ def measure_ceiling(model_path, cfg, prompts, sampling, repeats, dtype: str | No
     dtype = dtype or engine_dtype(cfg.rollout.dtype, cfg.rollout.num_gpus > 0)
     args = {"model": str(model_path), "rollout": {**cfg.rollout.__dict__, "dtype": dtype}, "prompts": prompts,
             "sampling": sampling.__dict__, "repeats": repeats, "seed": cfg.run.seed}
-    res = subprocess.run([sys.executable, "-m", "minazr.bench.loop", "--ceiling"], input=json.dumps(args),
+    return {**_run_plain("--ceiling", args, timeout_s), "dtype": dtype}
+
+
+def _run_plain(mode: str, args: dict, timeout_s: float) -> dict:
+    """Run this module with `mode` (--ceiling, --replay-plain) in a fresh process; its last JSON line."""
+    res = subprocess.run([sys.executable, "-m", "minazr.bench.loop", mode], input=json.dumps(args),
                          capture_output=True, text=True, timeout=timeout_s)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     if res.returncode != 0 or not lines:
-        raise RuntimeError(f"ceiling measurement failed: {res.stderr.strip().splitlines()[-1:]}")
-    return {**json.loads(lines[-1]), "dtype": dtype}
+        raise RuntimeError(f"plain vLLM ({mode}) failed: {res.stderr.strip().splitlines()[-1:]}")
+    return json.loads(lines[-1])
 
 
 def measure_dtypes(model_path, cfg, prompts, sampling, repeats, done: dict, timeout_s: float) -> dict:
@@ -154,12 +159,7 @@ def measure_replay_plain(model_path, cfg: Config, step_requests: list, dtype: st
                "max_tokens": s.max_tokens} for r, s in requests] for requests in step_requests]
     args = {"model": str(model_path), "rollout": {**cfg.rollout.__dict__, "dtype": dtype}, "steps": steps,
             "seed": cfg.run.seed}
-    res = subprocess.run([sys.executable, "-m", "minazr.bench.loop", "--replay-plain"], input=json.dumps(args),
-                         capture_output=True, text=True, timeout=3600)
-    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
-    if res.returncode != 0 or not lines:
-        raise RuntimeError(f"plain vLLM replay failed: {res.stderr.strip().splitlines()[-1:]}")
-    return {**json.loads(lines[-1]), "dtype": dtype}
+    return {**_run_plain("--replay-plain", args, 3600.0), "dtype": dtype}
 
 
 def _replay_plain_main() -> None:

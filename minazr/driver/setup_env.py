@@ -57,13 +57,8 @@ def setup(model: str = "smollm2-135m-instruct") -> int:
 
 
 def cpu_dtype_note() -> str:
-    """What `auto` will choose on this CPU, and why (docs/training.md#dtypes)."""
-    from minazr.contracts.dtypes import BF16_FLAGS, cpu_flags, engine_dtype
+    """What `auto` will choose on this CPU, and why (the line `minazr train` prints; docs/training.md#dtypes)."""
+    from minazr.contracts.dtypes import choose_dtypes
+    from minazr.driver.config import LearnerConfig, RolloutConfig
 
-    flags = cpu_flags()
-    has = [f for f in BF16_FLAGS if f in flags]
-    if has:
-        return f"this CPU has native bf16 ({'/'.join(has)}): training runs the engines in bfloat16 (rollout.dtype=auto)"
-    chosen = engine_dtype("auto", on_gpu=False, flags=flags)
-    return (f"this CPU has no native bf16 (no {' or '.join(BF16_FLAGS)} flag): training runs the engines and the "
-            f"learner in {chosen} (rollout.dtype=auto), several times faster here than bf16")
+    return "training will use " + choose_dtypes(RolloutConfig(), LearnerConfig()).line
