@@ -15,6 +15,7 @@ from minazr.contracts.dtypes import engine_dtype
 from minazr.contracts.policy import Completion, Generation, Sampling
 
 EXTENSION = "rollout.weight_extension.WeightReceiver"
+TOO_LONG = "prompt_too_long"  # finish reason of a request whose prompt alone fills the context
 
 
 def cpu_binding(worker_index: int, cores_per_worker: int, num_workers: int) -> str:
@@ -76,9 +77,26 @@ class RolloutEngine:
         if self.streaming:
             raise RuntimeError("generate() while streamed requests are unfinished (cancel() them first)")
         seeds = seeds or [None] * len(requests)
-        params = [_params(n, sampling, seed) for (_, n), seed in zip(requests, seeds)]
-        outs = self.llm.generate([p for p, _ in requests], params, use_tqdm=False)
-        return [self._generation(out) for out in outs]
+        too_long = {i: ids for i, (prompt, _) in enumerate(requests) if (ids := self._too_long(prompt)) is not None}
+        todo = [i for i in range(len(requests)) if i not in too_long]
+        params = [_params(requests[i][1], sampling, seeds[i]) for i in todo]
+        outs = self.llm.generate([requests[i][0] for i in todo], params, use_tqdm=False) if todo else []
+        done = dict(zip(todo, (self._generation(out) for out in outs)))
+        return [done[i] if i in done else self._refused(too_long[i], requests[i][1]) for i in range(len(requests))]
+
+    def _too_long(self, prompt: str) -> list[int] | None:
+        """The prompt's token ids when they leave no room for one generated token (vLLM would refuse the
+        request, and with it the whole batch), else None."""
+        limit = self.llm.llm_engine.model_config.max_model_len
+        if 4 * len(prompt) + 8 < limit:  # a token is at least one UTF-8 byte, a character at most four
+            return None
+        ids = self.llm.get_tokenizer().encode(prompt)
+        return ids if len(ids) >= limit else None
+
+    def _refused(self, prompt_ids: list[int], n: int) -> Generation:
+        """A request whose prompt cannot fit the context: n empty completions that say so (that sample's failure,
+        never the batch's)."""
+        return Generation(prompt_ids, [Completion("", [], [], TOO_LONG) for _ in range(n)], self.version)
 
     def advance(self, adds: list[tuple[str, str, int, int | None, Sampling]], steps: int) -> list[tuple]:
         """Streaming: add requests (key, prompt, n, seed, sampling) to the running batch, run up to `steps` engine
@@ -88,12 +106,16 @@ class RolloutEngine:
         from vllm.sampling_params import RequestOutputKind
 
         engine = self.llm.llm_engine
+        done = []
         for key, prompt, n, seed, sampling in adds:
+            too_long = self._too_long(prompt)
+            if too_long is not None:
+                done.append((str(key), self._refused(too_long, n)))
+                continue
             params = _params(n, sampling, seed)
             params.output_kind = RequestOutputKind.FINAL_ONLY
             engine.add_request(str(key), prompt, params)
             self.streaming.add(str(key))
-        done = []
         for _ in range(steps):
             if not engine.has_unfinished_requests():
                 break

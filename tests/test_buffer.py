@@ -30,10 +30,10 @@ def test_duplicates_by_normalized_ast_are_not_added(executor):
         proposal = {"program": code, "inputs": inputs}
         return task.make_entry(proposal, executor.map(task.validation_jobs(proposal), 5.0), step=0)
 
-    assert buf.add(make("def f(a):\n    return a * 2", "3"))
-    assert not buf.add(make("def f(b):\n    # double\n    return b * 2", "3"))
-    assert not buf.add(make("def f(b):\n    return b * 2", "(3)"))
-    assert buf.add(make("def f(b):\n    return b * 2", "4"))  # same program, other input: another task
+    assert buf.add(make("def f(a):\n    return a * 2 + 1", "3"))
+    assert not buf.add(make("def f(b):\n    # double, add one\n    return b * 2 + 1", "3"))
+    assert not buf.add(make("def f(b):\n    return b * 2 + 1", "(3)"))
+    assert buf.add(make("def f(b):\n    return b * 2 + 1", "4"))  # same program, other input: another task
     assert len(buf) == 2
 
 

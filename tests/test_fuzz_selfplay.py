@@ -102,7 +102,7 @@ class HostileExecutor:
     def __init__(self, draw):
         self.draw = draw
 
-    def map(self, jobs, timeout_s):
+    def map(self, jobs, timeout_s, budgets=None):
         assert all(isinstance(j, (Run, Check, Equal)) for j in jobs)
         return [self.draw(RESULT) for _ in jobs]
 

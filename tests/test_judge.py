@@ -324,7 +324,7 @@ def test_a_run_can_be_confirmed_under_seeds_it_has_not_run_under():
 
 def test_an_output_that_other_seeds_do_not_confirm_is_not_a_task():
     class SeedDependent:  # stands in for a program whose output flips with the hash seed, caught only later
-        def map(self, jobs, timeout_s):
+        def map(self, jobs, timeout_s, budgets=None):
             return [ExecResult(True, "'b'" if job.avoid else "'a'", seeds=(1, 2)) for job in jobs]
 
     cfg = SelfPlayConfig(tasks=["deduction"], propose_per_task=1, n_propose=1, solve_per_task=0)
@@ -373,7 +373,7 @@ class Unstable:
     """Validation is clean; every answer check disagrees with itself (as the proposer's program does on a seed it
     loops forever under), with one of the two runs timed out."""
 
-    def map(self, jobs, timeout_s):
+    def map(self, jobs, timeout_s, budgets=None):
         return [ExecResult(False, error="non-deterministic", nondeterministic=True, timed_out=True)
                 if isinstance(job, Check) else ExecResult(True, repr(job.inputs), seeds=(1, 2)) for job in jobs]
 
@@ -381,7 +381,7 @@ class Unstable:
 def test_a_timeout_in_one_run_is_no_excuse_for_the_program():
     cfg = SelfPlayConfig(tasks=["abduction"], propose_per_task=1, n_propose=1, n_mc=2, solve_per_task=0)
     buffers = Buffers.empty(["abduction"], cap=10)
-    program = "def f(x):\n    return str(x)"
+    program = "def f(x):\n    return str(x) * 2"
 
     def script(prompt, n):
         if "create a new Python program" in prompt:

@@ -42,7 +42,7 @@ def test_deduction_step_exact_rewards_and_advantages(executor):
                                 n_solve=2, k_references=1)
     seed_buffers(buffers, tasks, executor)
     proposals = iter([
-        "<think>multiply</think><answer>" + fence("python", "def f(x):\n    return x * 3") + fence("input", "4")
+        "<think>multiply</think><answer>" + fence("python", "def f(x):\n    return x * 3 + 1") + fence("input", "4")
         + "</answer>",
         fence("python", "import os\ndef f(x):\n    return os.getcwd()") + fence("input", "1"),  # hostile
         "I do not know how to write programs.",  # no code at all
@@ -52,8 +52,8 @@ def test_deduction_step_exact_rewards_and_advantages(executor):
         if "create a new Python program" in prompt:
             return [next(proposals)]
         if "return x * 3" in prompt and n == 4:  # Monte-Carlo solves of the new task: 2 of 4 right
-            return ["<answer>12</answer>", "<answer>13</answer>", "<answer>12.0</answer>", "no tags"]
-        gold = "12" if "return x * 3" in prompt else "'Hello World'"
+            return ["<answer>13</answer>", "<answer>14</answer>", "<answer>13.0</answer>", "no tags"]
+        gold = "13" if "return x * 3" in prompt else "'Hello World'"
         return [f"<answer>{gold}</answer>", "<answer>'nope'</answer>"]
 
     policy = ScriptedPolicy(script, version=7)
@@ -79,7 +79,7 @@ def test_deduction_step_exact_rewards_and_advantages(executor):
 
     assert len(buffers["deduction"]) == 2
     new = [e for e in buffers["deduction"].entries() if e.step == 1][0]
-    assert new.data == {"program": "def f(x):\n    return x * 3", "inputs": "4", "output": "12"}
+    assert new.data == {"program": "def f(x):\n    return x * 3 + 1", "inputs": "4", "output": "13"}
     m = res.metrics
     assert m["propose/valid_rate/deduction"] == pytest.approx(1 / 3)
     assert m["propose/learnable/deduction"] == 1.0 and m["propose/new_programs/deduction"] == 1
@@ -90,12 +90,12 @@ def test_deduction_step_exact_rewards_and_advantages(executor):
 
 def test_abduction_answers_any_input_that_maps_to_the_output(executor):
     cfg, tasks, buffers = setup(["abduction"], propose_per_task=1, n_mc=3, solve_per_task=1, n_solve=3)
-    program = "def f(a, b):\n    return sorted([a, b])"
+    program = "def f(a, b):\n    return a * b + 1"
 
     def script(prompt, n):
         if "create a new Python program" in prompt:
             return [fence("python", program) + fence("input", "3, 1")]
-        if "sorted" in prompt:  # output [1, 3]: both orders are right, a wrong one, a non-literal
+        if "a * b + 1" in prompt:  # output 4: both orders are right, a wrong one, a non-literal
             return ["<answer>1, 3</answer>", "<answer>f(3, 1)</answer>", "<answer>2, 2</answer>"][:n]
         return ["<answer>'Hello World'</answer>", "<answer>exec('x')</answer>", "<answer>'x'</answer>"][:n]
 
@@ -105,7 +105,7 @@ def test_abduction_answers_any_input_that_maps_to_the_output(executor):
     # the Monte-Carlo solves: both orders are right, 2, 2 is not
     assert props[0].extra["solve_rate"] == pytest.approx(2 / 3) and props[0].reward == pytest.approx(1 / 3)
     sols = [s for s in res.samples if s.role == "solve"]  # the solver prompt: the seed, drawn before the proposal
-    assert "sorted" not in sols[0].prompt and [s.reward for s in sols] == [1.0, -1.0, -0.5]
+    assert "a * b + 1" not in sols[0].prompt and [s.reward for s in sols] == [1.0, -1.0, -0.5]
     assert props[0].advantage == 0.0  # GRPO: a proposer prompt with one completion is its own group
 
 
@@ -191,10 +191,10 @@ def test_fill_buffers_seeds_to_target(executor):
     cfg, tasks, buffers = setup(["deduction"], propose_per_task=2)
     seed_buffers(buffers, tasks, executor)
     counter = iter(range(1000))
-    policy = ScriptedPolicy(lambda p, n: [fence("python", f"def f(x):\n    return x + {next(counter)}")
+    policy = ScriptedPolicy(lambda p, n: [fence("python", f"def f(x):\n    return x * 1 + {next(counter)}")
                                           + fence("input", "1")])
     rounds = fill_buffers(policy, buffers, tasks, executor, cfg, RENDER, random.Random(0), target=5, max_rounds=10)
-    # the target counts the model's own entries (the seed is one more); `x + 0` returns its input: trivial
+    # the target counts the model's own entries (the seed is one more); `x * 1 + 0` returns its input: trivial
     assert len(buffers["deduction"]) == 6 and rounds == 3
 
 
@@ -203,7 +203,7 @@ def test_sandbox_failures_are_dropped_not_penalised(executor):
     from minazr.sandbox.executor import INFRA_PREFIX, ExecResult
 
     class FlakyExecutor:
-        def map(self, jobs, timeout_s):
+        def map(self, jobs, timeout_s, budgets=None):
             return [ExecResult(False, error=f"{INFRA_PREFIX} sandbox server exited (code -9)", infra=True)
                     for _ in jobs]
 

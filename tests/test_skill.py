@@ -18,6 +18,7 @@ from minazr.selfplay.tasks.code_tasks import IDENTITY
 
 AZR = RewardScheme.from_config(RewardsConfig())
 TRIPLE = "def f(x):\n    return x * 3"
+TWICE_ON = "def f(x):\n    return x * 3 + 1"  # a reference worth copying: two steps
 
 
 def fence(lang, body):
@@ -55,47 +56,51 @@ def roles(res, role):
 
 
 @pytest.mark.parametrize("copy", [
-    TRIPLE,  # the reference shown in the prompt, verbatim
-    "def f(value):\n    '''Triple it.'''\n    return value * 3",  # renamed, with a docstring
+    TWICE_ON,  # the reference shown in the prompt, verbatim
+    "def f(value):\n    '''Triple it, add one.'''\n    return value * 3 + 1",  # renamed, with a docstring
 ])
 def test_a_copying_proposer_gets_the_duplicate_penalty_not_learnability(executor, copy):
-    buffers = with_entry(TRIPLE, "2", "6")
+    buffers = with_entry(TWICE_ON, "2", "7")
     mc_prompts = []
 
     def script(prompt, n):
         if "create a new Python program" in prompt:
-            assert TRIPLE in prompt  # the reference it copies
+            assert TWICE_ON in prompt  # the reference it copies
             return [proposal(copy, "5")] * n  # another input does not make it another program
         mc_prompts.append(prompt)
         return ["<think>5 * 3</think><answer>15</answer>"] * n
 
     res, buffers = play(executor, script, buffers=buffers)
     (p,) = roles(res, "propose")
-    assert p.outcome.startswith("duplicate") and p.reward == -0.5 and p.extra["solve_rate"] is None
+    assert p.outcome.startswith("duplicate") and p.reward == AZR.propose_invalid == -1.0  # the ladder's bottom
+    assert p.extra["solve_rate"] is None
     assert mc_prompts == [] and len(buffers["deduction"]) == 1  # no Monte-Carlo solves, kept out of the buffer
     assert res.metrics["propose/copy_rate/deduction"] == 1.0 and res.metrics["propose/new_programs/deduction"] == 0
 
 
 @pytest.mark.parametrize("edited", [
-    "def f(x):\n    return x * 3 + 0",
-    "def f(x):\n    y = 1\n    return 3 * x",
-    "def f(x):\n    pass\n    return x * 3",
-    "def f(x):\n    def g(v):\n        return v + v + v\n    return g(x)",
-    "def f(x, unused=0):\n    return x * 3",
+    "def f(x):\n    return x * 3 + 1 + 0",
+    "def f(x):\n    y = 1\n    return 3 * x + y",
+    "def f(x):\n    pass\n    return x * 3 + 1",
+    "def f(x):\n    def g(v):\n        return v + v + v + 1\n    return g(x)",
+    "def f(x, unused=0):\n    return x * 3 + 1",
+    # near-copies: the reference with one or two probe inputs special-cased
+    "def f(x):\n    if x == 3:\n        return 0\n    return x * 3 + 1",
+    "def f(x):\n    if x in (0, -2):\n        return 99\n    return x * 3 + 1",
 ])
 def test_a_lightly_edited_copy_behaves_like_its_reference(executor, edited):
     """Renaming is caught by the text; everything else a proposer can do to a reference without changing what it
     computes is caught by running both on the reference's input and its probe inputs."""
     res, buffers = play(executor, lambda p, n: [proposal(edited, "5")] * n if "create" in p else ["x"] * n,
-                        buffers=with_entry(TRIPLE, "2", "6"))
+                        buffers=with_entry(TWICE_ON, "2", "7"))
     (p,) = roles(res, "propose")
-    assert p.outcome == "duplicate: behaves like a reference" and p.reward == -0.5
+    assert p.outcome == "duplicate: behaves like a reference" and p.reward == AZR.propose_invalid
     assert len(buffers["deduction"]) == 1
 
 
 def test_a_program_that_only_shares_the_references_output_on_its_input_is_new(executor):
-    res, _ = play(executor, lambda p, n: [proposal("def f(x):\n    return x + 4", "5")] * n if "create" in p
-                  else ["x"] * n, buffers=with_entry(TRIPLE, "2", "6"))  # 2 + 4 == 2 * 3, nowhere else
+    res, _ = play(executor, lambda p, n: [proposal("def f(x):\n    return x * 2 + 3", "5")] * n if "create" in p
+                  else ["x"] * n, buffers=with_entry(TWICE_ON, "2", "7"))  # 2 * 2 + 3 == 2 * 3 + 1 only
     assert roles(res, "propose")[0].outcome == "valid"
 
 
@@ -121,7 +126,7 @@ def test_copies_of_any_buffer_and_of_each_other_are_duplicates(executor):
     buffers = with_entry("def f(s):\n    return s[::-1] + s", "'ab'", "'baab'", task="abduction", names=names)
     fresh = "def f(n):\n    return [i * i for i in range(n)]"
     texts = iter([proposal("def f(t):\n    return t[::-1] + t", "'xy'"), proposal(fresh, "3"),  # deduction
-                  proposal(fresh, "5"), proposal("def f(n):\n    return n - 100", "3")])  # abduction
+                  proposal(fresh, "5"), proposal("def f(n):\n    return n * 2 - 100", "3")])  # abduction
 
     def script(prompt, n):
         if "create a new Python program" in prompt:
@@ -134,8 +139,8 @@ def test_copies_of_any_buffer_and_of_each_other_are_duplicates(executor):
 
 def test_the_duplicate_penalty_is_configurable(executor):
     scheme = RewardScheme.from_config(RewardsConfig(propose_duplicate=-0.9))
-    res, _ = play(executor, lambda p, n: [proposal(TRIPLE)] * n if "create" in p else ["x"] * n,
-                  buffers=with_entry(TRIPLE, "2", "6"), scheme=scheme)
+    res, _ = play(executor, lambda p, n: [proposal(TWICE_ON)] * n if "create" in p else ["x"] * n,
+                  buffers=with_entry(TWICE_ON, "2", "7"), scheme=scheme)
     assert roles(res, "propose")[0].reward == -0.9
 
 
@@ -151,6 +156,13 @@ def test_the_duplicate_penalty_is_configurable(executor):
     ("def f(a, b):\n    return sorted(a) + [b]", "[3, 1, 2], 'abc'", "invalid: input is the template's placeholder"),
     ("def f(a):\n    return len(a)", "The argument list of one call to f, as Python literals",
      "invalid: input is the template's placeholder"),  # copied by the 0.5B model in its first steps
+    # one elementary step on the input: nothing to deduce
+    ("def f(a):\n    return len(a)", "[5, 9, 1]", "invalid: trivial: one step (len() of the input)"),
+    ("def f(s):\n    return str(s)", "12", "invalid: trivial: one step (str() of the input)"),
+    ("def f(x):\n    return x + 1", "41", "invalid: trivial: one step (one arithmetic operation)"),
+    ("def f(xs):\n    return xs[0]", "[7, 8, 9]", "invalid: trivial: one step (a fixed index or slice of the input)"),
+    ("def f(a, b):\n    return max(a, b)", "5, 3", "invalid: trivial: one step (max() of the input)"),
+    ("def f(x):\n    return -x", "4", "invalid: trivial: one step (one unary operation)"),
 ])
 def test_a_trivial_proposer_is_rejected_with_its_reason(executor, program, inputs, reason):
     res, buffers = play(executor, lambda p, n: [proposal(program, inputs)] * n if "create" in p else ["x"] * n)
@@ -172,7 +184,7 @@ def test_cheap_ways_around_the_probes_are_closed(executor, program, inputs, reas
     assert roles(res, "propose")[0].outcome == reason
 
 
-@pytest.mark.parametrize("program,inputs", [("def f(a):\n    return list(a)", "(1, 2, 3)"),
+@pytest.mark.parametrize("program,inputs", [("def f(a):\n    return list(a) + []", "(1, 2, 3)"),
                                             ("def f(s):\n    return s.strip()", "'  ab '")])
 def test_an_abduction_task_whose_output_answers_itself_is_trivial(executor, program, inputs):
     res, _ = play(executor, lambda p, n: [proposal(program, inputs)] * n if "create" in p else ["x"] * n,
@@ -182,10 +194,11 @@ def test_an_abduction_task_whose_output_answers_itself_is_trivial(executor, prog
 
 @pytest.mark.parametrize("program,inputs", [
     ("def f(s):\n    return len(s) > 0", "'abc'"),  # True on the input, False once the probe empties it
-    ("def f(xs):\n    return xs[0]", "[7, 7, 7]"),  # an error on the empty probe is no evidence of triviality
-    ("def f(s):\n    return s[0]", "'abc'"),
+    ("def f(xs):\n    return xs[0] * 2", "[7, 7, 7]"),  # an error on the empty probe is no evidence of triviality
+    ("def f(s):\n    return s[0].upper()", "'abc'"),
     ("def f(xs):\n    return xs == sorted(xs)", "[1, 2, 3]"),  # True on the nudged and the empty probe too
-    ("def f(a, b):\n    return max(a, b)", "5, 3"),  # returns one argument, not the input
+    ("def f(a, b):\n    return max(a, b) - min(a, b)", "5, 3"),
+    ("def f(s):\n    return s.upper()", "'abc'"),  # one method call: CRUXEval's human tasks are full of them
     ("def f(s):\n    return not any(c.isupper() for c in s)", "'lunabotics'"),  # a false positive of fewer probes
 ])
 def test_simple_programs_that_read_their_input_are_not_trivial(executor, program, inputs):

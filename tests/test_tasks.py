@@ -129,11 +129,13 @@ def test_a_math_problem_that_states_its_answer_is_invalid_and_punctuation_does_n
 
     task = make_task("math")
     seven = [ExecResult(ok=True, output="7")]
-    for stated in ("Tom has 3 apples and buys 4. The answer is 7.", "Tom has 3 apples and buys 4 (answer: $7)"):
+    for stated in ("Tom has 3 apples and buys 4. The answer is 7.", "Tom has 3 apples and buys 4 (answer: $7)",
+                   "Tom has 3 apples and buys 4. Result: 7", "Tom has 3 apples, buys 4, ends with 7 apples.",
+                   "Tom has 3 apples and buys 4 more: seven in all?", "Tom has 7 apples and eats 0."):
         with pytest.raises(Invalid, match="states its answer"):
-            task.make_entry({"problem": stated, "program": "def f():\n    return 7"}, seven, step=0)
-    fine = task.make_entry({"problem": "Tom has 7 apples and eats 0. The answer is a count.",
-                            "program": "def f():\n    return 7"}, seven, step=0)
+            task.make_entry({"problem": stated, "program": "def f():\n    return 3 + 4"}, seven, step=0)
+    fine = task.make_entry({"problem": "Tom has 3 apples and buys 4. The answer is a count.",
+                            "program": "def f():\n    return 3 + 4"}, seven, step=0)
     seed = "Tom has 3 apples and buys 4 more. How many apples does he have now?"
     variant = "Tom has 3 apples and buys 4 more, how many apples does he have now"
     assert task.novelty_key({"problem": seed}) == task.novelty_key({"problem": variant})

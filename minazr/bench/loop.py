@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from minazr.selfplay.budget import PromptBudget
 from minazr.selfplay.buffer import Buffers
 from minazr.driver.config import Config
 from minazr.sandbox.executor import from_config as executor_from_config
@@ -231,7 +232,7 @@ def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats, po
     from minazr.driver.pipeline import Pipeline
     from minazr.selfplay.rewards import RewardScheme
     from minazr.selfplay.step import seed_buffers, selfplay_step
-    from minazr.driver.train import _LearnerHandle, _PoolHandle
+    from minazr.driver.train import _LearnerHandle, _PoolHandle, validation_guards
     from rollout.worker import start_pool
 
     learner = start_learner(model_path, cfg.learner, cfg.rollout, cfg.run.seed)
@@ -256,10 +257,11 @@ def measure_sync_and_step(ray, model_path, cfg, executor, tokenizer, repeats, po
         version = repeats + 1
         pipe = Pipeline(_LearnerHandle(ray, learner, cfg.rollout.timeout_s), _PoolHandle(pool, address), 0, version)
         t0 = time.perf_counter()
+        render = Renderer.from_config(cfg.selfplay, tokenizer)
+        guards = validation_guards(cfg, PromptBudget.from_config(cfg, render, tasks, tokenizer))
         res = selfplay_step(pool, buffers, tasks, executor, cfg.selfplay, RewardScheme.from_config(cfg.rewards),
-                            Renderer.from_config(cfg.selfplay, tokenizer), random.Random(0), 0,
-                            cfg.executor.timeout_s, cfg.advantages.estimator, cfg.advantages.weighting,
-                            confirm_runs=cfg.executor.confirm_runs)
+                            render, random.Random(0), 0, cfg.executor.timeout_s, cfg.advantages.estimator,
+                            cfg.advantages.weighting, confirm_runs=cfg.executor.confirm_runs, **guards)
         pipe.submit(0, res.samples, res.metrics)
         (_, m), = pipe.drain()
         total = time.perf_counter() - t0

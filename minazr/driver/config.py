@@ -166,6 +166,13 @@ class ExecutorConfig:
                                  "a gold answer (a valid proposal's); any other output makes the proposal "
                                  "non-deterministic. Catches outputs that depend on the seed only sometimes. 0: off.",
                               min=0, max=2)
+    probe_timeout_s: Float = param(0.5, "Wall-clock limit for one probe run of a proposal (its probe inputs, its "
+                                        "runs beside the references, the follow-up checks); the gold run keeps "
+                                        "timeout_s.", min=0.05, max=600.0)
+    validation_budget_s: Float = param(2.0, "Server-seconds all probe runs of one proposal may take together (CPU "
+                                            "seconds of each run, a timed-out run at its full timeout); a "
+                                            "proposal that needs more is invalid ('validation budget spent').",
+                                       min=0.1, max=3600.0)
     grace_s: Float = param(2.0, "Seconds a sandbox server may take beyond a program's timeout to answer; a later "
                                 "server is retired and replaced, and its job fails as a sandbox failure.",
                            min=0.1, max=60.0)
@@ -252,8 +259,10 @@ class RewardsConfig:
                                                 "(azr: 0, azr_code: -0.5).")
     propose_flat: Float | None = param(None, "If set, every valid proposal gets this instead of learnability "
                                              "(seed: 10).")
-    propose_duplicate: Float | None = param(None, "Proposer reward for a valid proposal that copies a known task "
-                                                  "(a reference or any buffer entry) (azr: -0.5, seed: -5).")
+    propose_duplicate: Float | None = param(None, "Proposer reward for a valid proposal that copies or nearly "
+                                                  "copies a known task (a reference or any buffer entry): the "
+                                                  "invalid reward in every preset (azr: -1, seed: -10), so that "
+                                                  "copying never pays more than an honest broken proposal.")
 
 
 @dataclass(config=_FORBID)

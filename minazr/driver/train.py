@@ -34,7 +34,8 @@ from minazr.driver.report import explain_run
 from minazr.driver.ray_session import TrainError, check_reachable, connect_ray, remote_call
 from minazr.selfplay.prompts import Renderer
 from minazr.selfplay.rewards import RewardScheme
-from minazr.selfplay.step import fill_buffers, seed_buffers, selfplay_step
+from minazr.selfplay.budget import PromptBudget
+from minazr.selfplay.step import Limits, fill_buffers, seed_buffers, selfplay_step
 from minazr.selfplay.tasks import tasks_from_config
 
 log = logging.getLogger(__name__)
@@ -97,12 +98,18 @@ def run_training(cfg: Config, resume: str | None = None, on_step=None) -> Path:
         cluster = _Cluster(cfg, model_path, optimizer_state, version, run_dir)
         executor = executor_from_config(cfg.executor)
         buffers = Buffers.empty(tasks, cfg.buffer.cap, cfg.buffer.retire_seed_after)
+        budget = PromptBudget.from_config(cfg, render, tasks, tokenizer)
+        guards = validation_guards(cfg, budget)
         if ckpt:
             buffers.load(ckpt / "buffers")
+            dropped = budget.drop_misfits(buffers)
+            if dropped:
+                log.warning("resume: dropped buffer entries whose prompts no longer fit max_model_len %d: %s",
+                            cfg.rollout.max_model_len, dropped)
         else:
-            _seed(cluster.pool, buffers, tasks, executor, cfg, render, rng)
+            _seed(cluster.pool, buffers, tasks, executor, cfg, render, rng, guards)
         _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer, evals,
-              on_step)
+              on_step, guards)
     finally:
         if executor is not None:
             executor.close()
@@ -115,8 +122,14 @@ def run_training(cfg: Config, resume: str | None = None, on_step=None) -> Path:
 # ---------------------------------------------------------------- the loop
 
 
+def validation_guards(cfg, budget: PromptBudget) -> dict:
+    """selfplay_step's keywords that bound a proposal's validation (`limits`) and its prompts (`fits`)."""
+    return {"limits": Limits(cfg.executor.probe_timeout_s, cfg.executor.validation_budget_s),
+            "fits": budget.reason}
+
+
 def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer, evals,
-          on_step=None) -> None:
+          on_step=None, guards=None) -> None:
     scheme = RewardScheme.from_config(cfg.rewards)
     pipe = Pipeline(cluster.learner_handle(), cluster.pool_handle(), cfg.train.max_staleness, cluster.version,
                     cfg.advantages.weighting)
@@ -135,7 +148,7 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
         result = selfplay_step(cluster.pool, buffers, tasks, executor, cfg.selfplay, scheme, render, rng, step,
                                cfg.executor.timeout_s, cfg.advantages.estimator, cfg.advantages.weighting,
                                on_phase=lambda phase: bar.set_postfix_str(phase),
-                               confirm_runs=cfg.executor.confirm_runs)
+                               confirm_runs=cfg.executor.confirm_runs, **(guards or {}))
         if on_step is not None:
             on_step(step, result)
         if cfg.train.sample_table_every and step % cfg.train.sample_table_every == 0:
@@ -177,7 +190,7 @@ def _evaluate(cfg, run_dir, step, pool, executor, render, evals, write) -> dict:
     return {**metrics, "time/eval": time.perf_counter() - t0}
 
 
-def _seed(pool, buffers, tasks, executor, cfg, render, rng) -> None:
+def _seed(pool, buffers, tasks, executor, cfg, render, rng, guards=None) -> None:
     seed_buffers(buffers, tasks, executor, cfg.executor.timeout_s)
     with tqdm(total=cfg.buffer.seed_max_rounds, desc="seeding buffers", unit="round", dynamic_ncols=True) as bar:
         def on_round(_, sizes):
@@ -186,7 +199,7 @@ def _seed(pool, buffers, tasks, executor, cfg, render, rng) -> None:
 
         rounds = fill_buffers(pool, buffers, tasks, executor, cfg.selfplay, render, rng, cfg.buffer.seed_size,
                               cfg.buffer.seed_max_rounds, cfg.executor.timeout_s, on_round,
-                              confirm_runs=cfg.executor.confirm_runs)
+                              confirm_runs=cfg.executor.confirm_runs, **(guards or {}))
     short = {k: v for k, v in buffers.sizes().items() if v < cfg.buffer.seed_size}
     if short:
         log.warning("seeding stopped after %d rounds with buffers below %d: %s", rounds, cfg.buffer.seed_size, short)

@@ -65,6 +65,9 @@ class ExecResult:
     nondeterministic: bool = False  # two runs returned different outputs (or one failed): no verdict possible
     timed_out: bool = False  # a run hit the timeout (as the server observed it)
     seeds: tuple[int, ...] = field(default=(), compare=False, repr=False)  # hash seeds of the runs behind it
+    # server-seconds it cost: CPU seconds of each run, a timed-out run at its full timeout (see Executor.map)
+    cost_s: float = field(default=0.0, compare=False, repr=False)
+    over_budget: bool = False  # not run: its group had spent its validation budget (Executor.map)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class Run:
     runs: int | None = None
     avoid: frozenset[int] = frozenset()
     probe: bool = False  # a probe of the program (tasks/probes.py), not a gold answer: self-play does not confirm it
+    timeout_s: float | None = None  # this job's timeout, when shorter than the batch's (probe runs)
+    group: int | None = field(default=None, compare=False)  # whose validation budget it spends (Executor.map)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class Check:
     inputs: str
     expected: str
     runs: int | None = None
+    timeout_s: float | None = None
+    group: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,7 @@ class _Server:
         req = {"code": SELF_TEST["code"], "inputs": SELF_TEST["inputs"], "timeout_s": 10.0, "memory_mb": 512,
                "max_output_chars": 100}
         reply = self.call(req, START_TIMEOUT_S)
+        reply.pop("cpu_s", None)
         if reply != {"status": "returned", "output": SELF_TEST["expected"], "error": None}:
             raise SandboxError(f"sandbox self-test failed: {reply}")
 
@@ -214,7 +222,7 @@ def _checked(reply, rid: int) -> dict:
     if status not in STATUSES or not isinstance(output, (str, type(None))) or not isinstance(error, (str, type(None))) \
             or (status == "returned") != isinstance(output, str):
         raise SandboxError("sandbox server sent a malformed reply")
-    return {"status": status, "output": output, "error": error}
+    return {"status": status, "output": output, "error": error, "cpu_s": reply.get("cpu_s")}  # _cost checks it
 
 
 def _encode(obj: dict) -> bytes:
@@ -287,9 +295,34 @@ class Executor:
     def equal(self, a: str, b: str, timeout_s: float = 5.0) -> ExecResult:
         return self.submit(Equal(a, b), timeout_s)
 
-    def map(self, jobs: list[Job], timeout_s: float = 5.0) -> list[ExecResult]:
-        """Run a batch of jobs concurrently; results come back in order."""
-        return list(self._pool.map(lambda j: self.submit(j, timeout_s), jobs))
+    def map(self, jobs: list[Job], timeout_s: float = 5.0, budgets: dict | None = None) -> list[ExecResult]:
+        """Run a batch of jobs concurrently; results come back in order.
+
+        `budgets`: group -> server-seconds left to the jobs of that group (Job.group), spent as they finish (a
+        run's CPU seconds, a timed-out run's full timeout) and updated in place. A job whose group has nothing
+        left is not run: its result has over_budget=True. Groups take turns, so the jobs of one group in flight
+        at once are few, and a group overspends by at most the cost of those."""
+        if budgets is None:
+            return list(self._pool.map(lambda j: self.submit(j, timeout_s), jobs))
+        lock = threading.Lock()
+
+        def one(job: Job) -> ExecResult:
+            group = getattr(job, "group", None)
+            with lock:
+                if group in budgets and budgets[group] <= 0:
+                    return ExecResult(False, error="validation budget spent", over_budget=True)
+            res = self.submit(job, timeout_s)
+            with lock:
+                if group in budgets:
+                    budgets[group] -= res.cost_s
+            return res
+
+        order = _round_robin(jobs)
+        done = list(self._pool.map(lambda i: one(jobs[i]), order))
+        out: list[ExecResult | None] = [None] * len(jobs)
+        for i, res in zip(order, done):
+            out[i] = res
+        return out
 
     def submit(self, job: Job, timeout_s: float = 5.0) -> ExecResult:
         try:
@@ -317,6 +350,8 @@ class Executor:
     # ------------------------------------------------------------ the judge
 
     def _do(self, job: Job, timeout_s: float) -> ExecResult:
+        if getattr(job, "timeout_s", None) is not None:
+            timeout_s = float(job.timeout_s) if isinstance(job.timeout_s, (int, float)) else job.timeout_s
         if not (isinstance(timeout_s, float) and 0 < timeout_s <= MAX_TIMEOUT_S):
             return ExecResult(False, error=f"invalid timeout {timeout_s!r} (0 < timeout_s <= {MAX_TIMEOUT_S:g})")
         if isinstance(job, Equal):
@@ -334,7 +369,7 @@ class Executor:
         """Run f(*inputs) in `runs` servers at once (different hash seeds); their outputs must agree exactly."""
         runs = max(1, min(runs or self.determinism_runs, 2))
         results, seeds = self._call([{"code": code, "inputs": inputs}] * runs, timeout_s, avoid)
-        return replace(_agree(results), seeds=seeds)
+        return replace(_agree(results), seeds=seeds, cost_s=sum(r.cost_s for r in results))
 
     def _check(self, job: Check, timeout_s: float) -> ExecResult:
         """The verdict f(*inputs) == expected, computed here: the sandbox only ever sees code and inputs."""
@@ -358,7 +393,8 @@ class Executor:
             deadline = time.monotonic() + timeout_s + self.grace_s
             replies = [self._guard(srv, srv.receive, rid, max(0.0, deadline - time.monotonic()))
                        if isinstance(rid, int) else rid for srv, rid in zip(servers, sent)]
-            return [self._result(r) if isinstance(r, dict) else r for r in replies], seeds
+            return [self._result(r, timeout_s) if isinstance(r, dict) else replace(r, cost_s=timeout_s)
+                    for r in replies], seeds
         finally:
             self._release(servers)
 
@@ -371,8 +407,11 @@ class Executor:
             server.close()  # a late or confused server never serves another request
             return ExecResult(False, error=f"{INFRA_PREFIX} {e}", infra=True)
 
-    def _result(self, reply: dict) -> ExecResult:
+    def _result(self, reply: dict, timeout_s: float) -> ExecResult:
         """Turn a server's reply (untrusted in everything but its status) into a result for one run."""
+        return replace(self._outcome(reply), cost_s=_cost(reply, timeout_s))
+
+    def _outcome(self, reply: dict) -> ExecResult:
         status = reply["status"]
         if status == "infra":
             log.warning("sandbox: %s", reply["error"])
@@ -440,6 +479,28 @@ class Executor:
         with self._lock:
             self._live_seeds.add(seed)
         return server
+
+
+def _cost(reply: dict, timeout_s: float) -> float:
+    """Server-seconds of one run: the child's CPU seconds as the server counted them (the kernel's figure,
+    capped at the timeout), the whole timeout for a run that hit it or a count that is not a number."""
+    cpu = reply.get("cpu_s")
+    if reply.get("status") == "timeout" or not isinstance(cpu, (int, float)) or isinstance(cpu, bool) \
+            or not 0 <= cpu < float("inf"):
+        return timeout_s
+    return min(float(cpu), timeout_s)
+
+
+def _round_robin(jobs: list[Job]) -> list[int]:
+    """Job indices with the groups taking turns (jobs without a group first, in order)."""
+    by_group: dict = {}
+    for i, job in enumerate(jobs):
+        by_group.setdefault(getattr(job, "group", None), []).append(i)
+    order = by_group.pop(None, [])
+    queues = list(by_group.values())
+    for k in range(max(map(len, queues), default=0)):
+        order += [q[k] for q in queues if k < len(q)]
+    return order
 
 
 def _agree(results: list[ExecResult]) -> ExecResult:

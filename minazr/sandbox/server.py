@@ -13,7 +13,8 @@ Process tree (Linux, as root, where `unshare` is available):
 
 Wire to the caller: length-prefixed JSON on stdin/stdout (never pickle), one request at a time:
     request  {"id": int, "code": str, "inputs": str, "timeout_s": float, "memory_mb": int, "max_output_chars": int}
-    reply    {"id": int, "status": "returned"|"error"|"timeout"|"infra", "output": str|None, "error": str|None}
+    reply    {"id": int, "status": "returned"|"error"|"timeout"|"infra", "output": str|None, "error": str|None,
+              "cpu_s": float (the child's CPU seconds)}
 
 The child writes raw bytes on its result pipe: b"R" once it is confined, just before any model code runs, then
 b"O" + the output's literal text (minazr/sandbox/literals.py) or b"E" + an error line. Everything after b"R" is the
@@ -286,10 +287,12 @@ def run_one(req, setup):
     os.close(w)
     data, timed_out = _collect(r, pid, req)
     _kill_group(pid)
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
     os.close(r)
     _reap_orphans()
-    return _classify(bytes(data), status, timed_out, req)
+    reply = _classify(bytes(data), status, timed_out, req)
+    reply["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 6)  # the kernel's count for the child: its cost
+    return reply
 
 
 def _collect(r, pid, req):

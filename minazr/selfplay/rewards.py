@@ -1,8 +1,10 @@
 """Rewards: small pure functions over outcomes, with AZR's scheme and the seed's as presets.
 
 Solver: `correct` / `wrong` (well-formed but wrong) / `unparseable`.
-Proposer: an invalid proposal gets `propose_invalid`, a copy of a known task `propose_duplicate` (AZR's code:
-    -0.5; never the learnability reward); a valid new one gets AZR's learnability,
+Proposer: an invalid proposal gets `propose_invalid`, a copy or near-copy of a known task `propose_duplicate`
+    (by default the same as `propose_invalid`: a copy is never worth more than an honest broken proposal, or
+    copying becomes the safe strategy; AZR's code has no duplicate check at all); a valid new one gets AZR's
+    learnability,
     r = 1 - mean solve rate over n Monte-Carlo solves, when 0 < rate < 1, else `propose_extreme`,
 or a flat `propose_flat` when set (the seed trusted any proposal that parsed).
 """
@@ -12,13 +14,13 @@ from dataclasses import dataclass, fields
 PRESETS = {
     # AZR paper: extremes (always or never solved) are worth 0.
     "azr": dict(solve_correct=1.0, solve_wrong=-0.5, solve_unparseable=-1.0, propose_invalid=-1.0,
-                propose_extreme=0.0, propose_flat=None, propose_duplicate=-0.5),
-    # AZR's released code: extremes are worth -0.5.
+                propose_extreme=0.0, propose_flat=None, propose_duplicate=-1.0),
+    # AZR's released code: valid tasks with solve rate 0 or 1 are worth -0.5.
     "azr_code": dict(solve_correct=1.0, solve_wrong=-0.5, solve_unparseable=-1.0, propose_invalid=-1.0,
-                     propose_extreme=-0.5, propose_flat=None, propose_duplicate=-0.5),
+                     propose_extreme=-0.5, propose_flat=None, propose_duplicate=-1.0),
     # The seed project: +10 / -10, and +10 for any valid proposal.
     "seed": dict(solve_correct=10.0, solve_wrong=-10.0, solve_unparseable=-10.0, propose_invalid=-10.0,
-                 propose_extreme=0.0, propose_flat=10.0, propose_duplicate=-5.0),
+                 propose_extreme=0.0, propose_flat=10.0, propose_duplicate=-10.0),
 }
 
 
@@ -30,7 +32,7 @@ class RewardScheme:
     propose_invalid: float
     propose_extreme: float
     propose_flat: float | None
-    propose_duplicate: float = -0.5
+    propose_duplicate: float = -1.0
 
     @classmethod
     def from_config(cls, cfg) -> "RewardScheme":

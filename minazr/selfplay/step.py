@@ -47,6 +47,7 @@ from minazr.contracts.stream import Stream, open_stream
 from minazr.selfplay.tasks import Entry, Invalid, Task
 
 log = logging.getLogger(__name__)
+PROMPT_TOO_LONG = "prompt_too_long"  # rollout/engine.py's finish reason for a prompt that fills the context
 _LOGGED: set = set()  # warnings given once per process: (where, exception type) pairs, "reused seeds"
 
 
@@ -99,7 +100,7 @@ class _Ids:
 def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], executor: Executor, cfg,
                   scheme: RewardScheme, render, rng: random.Random, step: int, timeout_s: float = 5.0,
                   estimator: str = "trr++", weighting: str = "token", on_phase=None, confirm_runs: int = 2,
-                  stream: Stream | None = None) -> StepResult:
+                  stream: Stream | None = None, limits: "Limits | None" = None, fits=None) -> StepResult:
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens)
     solve_sampling = replace(sampling, max_tokens=cfg.solve_max_tokens or cfg.max_tokens)
     (on_phase or (lambda name: None))("rollout")
@@ -124,7 +125,8 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
             new = [p for role, p in finished if role == "propose"]
             answers = [s for role, s in finished if role != "propose"]
             t0 = time.perf_counter()
-            for e in validate(new, executor, timeout_s, step, confirm_runs, buffers, tasks) if new else ():
+            for e in validate(new, executor, timeout_s, step, confirm_runs, buffers, tasks, limits or Limits(),
+                              fits) if new else ():
                 new_entries.append(e)
                 if buffers[e.task].add(e):
                     added.add(id(e))
@@ -160,7 +162,9 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
     for s, a, w in zip(samples, advantages, weights):
         s.advantage, s.token_weight = a, w
     metrics = step_metrics(proposals, trained, buffers, added, mc + solves) | dict(timings)
-    metrics["sandbox_failures"] = sum(x.infra for x in proposals + mc + solves)
+    refused = sum(x.sample.finish_reason == PROMPT_TOO_LONG for x in proposals + mc + solves)
+    metrics["sandbox_failures"] = sum(x.infra for x in proposals + mc + solves) - refused
+    metrics["gen/prompt_too_long"] = refused
     metrics["retracted_tasks"] = retracted
     metrics["gen/completion_tokens"] = sum(len(x.sample.completion_token_ids) for x in proposals + mc + solves)
     metrics["gen/completions"] = len(proposals) + len(mc) + len(solves)
@@ -196,13 +200,16 @@ class _Rollout:
             for c in gen.completions:
                 sample = _sample(task.name, "propose" if role == "propose" else "solve", pid, prompt, gen, c,
                                  temperature)
+                refused = c.finish_reason == PROMPT_TOO_LONG  # the engine could not take it: nothing to train on
                 if role == "propose":
-                    p = _Proposal(task, data, sample)
-                    p.fields, p.reason = _per_sample("parse_proposal", task.parse_proposal, c.text, data)
+                    p = _Proposal(task, data, sample, infra=refused)
+                    p.fields, p.reason = (None, "prompt too long") if refused else \
+                        _per_sample("parse_proposal", task.parse_proposal, c.text, data)
                     out.append((role, p))
                 else:
-                    s = _Solve(task, data, sample)
-                    s.answer, s.reason = _per_sample("parse_answer", task.parse_answer, c.text, data)
+                    s = _Solve(task, data, sample, infra=refused)
+                    s.answer, s.reason = (None, "prompt too long") if refused else \
+                        _per_sample("parse_answer", task.parse_answer, c.text, data)
                     out.append((role, s))
         return out
 
@@ -238,49 +245,95 @@ def propose(policy, buffers, tasks, per_task, n, render, rng, sampling, ids) -> 
     return proposals
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What validating one proposal may cost: each probe run (probe inputs, runs beside the references, follow-ups)
+    at most `probe_timeout_s`, and all of them together at most `budget_s` server-seconds (CPU seconds of the
+    runs, a timed-out run at its full timeout). A proposal that needs more is invalid ("validation budget
+    spent"). The run that makes the gold answer keeps the full timeout."""
+
+    probe_timeout_s: float = 0.5
+    budget_s: float = 2.0
+
+
 def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, step: int,
-             confirm_runs: int = 2, buffers: Buffers | None = None, tasks: dict[str, Task] | None = None) -> list[Entry]:
+             confirm_runs: int = 2, buffers: Buffers | None = None, tasks: dict[str, Task] | None = None,
+             limits: Limits = Limits(), fits=None) -> list[Entry]:
     """Run every parsed proposal in the sandbox in one batch; sets entry or reason on each; returns the new entries
     (copies of a buffer entry, of a reference in the prompt, or of an earlier proposal of this batch are marked
-    duplicate instead; `buffers` and `tasks` give the known tasks)."""
-    todo = []
-    for p in proposals:
+    duplicate instead; `buffers` and `tasks` give the known tasks). `fits(task, entry)`: why an entry's prompts
+    would not fit the engine's context, or None (PromptBudget.reason)."""
+    todo, budgets = [], {}
+    for k, p in enumerate(proposals):
         if p.fields is not None:
             jobs, p.reason = _per_sample("validation_jobs", p.task.validation_jobs, p.fields)
             if jobs is not None:
                 same, _ = _per_sample("behaviour_jobs", p.task.behaviour_jobs, p.fields, p.context)
-                todo.append((p, jobs, same or []))
-    results = _run_jobs([jobs + same for _, jobs, same in todo], executor, timeout_s)
+                budgets[k] = limits.budget_s
+                todo.append((p, [_limited(j, k, limits, timeout_s) for j in jobs],
+                             [_limited(j, k, limits, timeout_s) for j in same or []]))
+    results = _run_jobs([jobs + same for _, jobs, same in todo], executor, timeout_s, budgets)
     checks = [res[:len(jobs)] for (_, jobs, _), res in zip(todo, results)]
     behaviour = [res[len(jobs):] for (_, jobs, _), res in zip(todo, results)]
     if confirm_runs:
         checks = confirm([(p, jobs) for p, jobs, _ in todo], checks, executor, timeout_s, confirm_runs)
-    for (p, _, _), res, same in zip(todo, checks, behaviour):
+    for (p, jobs, _), res, same in zip(todo, checks, behaviour):
         if any(r.infra for r in res):
             p.reason, p.infra = "sandbox failure", True
+            continue
+        gold_failed = any(not r.ok for j, r in zip(jobs, res) if not getattr(j, "probe", True))  # its own reason
+        if not gold_failed and any(r.over_budget for r in res + same):
+            p.reason = _over_budget(limits)
             continue
         p.entry, p.reason = _per_sample("make_entry", p.task.make_entry, p.fields, res, step)
         if p.entry is not None and _per_sample("copies_a_reference", p.task.copies_a_reference, p.fields,
                                                p.context, same)[0]:
             p.entry, p.reason, p.duplicate = None, "duplicate: behaves like a reference", True
-    follow_up(proposals, executor, timeout_s)
-    mark_duplicates(proposals, known_tasks(buffers, tasks))
+    follow_up(proposals, executor, timeout_s, limits, budgets)
+    for p in proposals:
+        if p.entry is not None and fits is not None:
+            _, too_long = _per_sample("fits", _fits, fits, p.task, p.entry)
+            if too_long:
+                p.entry, p.reason = None, too_long
+    mark_duplicates(proposals, known_tasks(buffers, tasks), buffers)
     return [p.entry for p in proposals if p.entry is not None]
 
 
-def follow_up(proposals: list[_Proposal], executor: Executor, timeout_s: float) -> None:
-    """Runs that need a proposal's gold answer (abduction: f on its own output), in one batch; a trivial result
-    makes the proposal invalid."""
-    todo = []
-    for p in proposals:
+def _fits(fits, task, entry) -> None:
+    reason = fits(task, entry)
+    if reason:
+        raise Invalid(reason)
+
+
+def _limited(job: Job, group: int, limits: Limits, timeout_s: float) -> Job:
+    """A probe run (not the gold run) with the probe timeout, charged to its proposal's budget."""
+    if isinstance(job, Run) and not job.probe or not hasattr(job, "group"):
+        return job
+    return replace(job, timeout_s=min(limits.probe_timeout_s, timeout_s), group=group)
+
+
+def _over_budget(limits: Limits) -> str:
+    return f"validation budget spent (probe runs past {limits.budget_s:g} server-s)"
+
+
+def follow_up(proposals: list[_Proposal], executor: Executor, timeout_s: float, limits: Limits = Limits(),
+              budgets: dict | None = None) -> None:
+    """Runs that need a proposal's gold answer (abduction: f on its own output and on inputs read off it;
+    induction: programs copied from the hint), in one batch, charged to what is left of each proposal's
+    validation budget; a trivial result makes the proposal invalid."""
+    todo, budgets = [], {} if budgets is None else budgets
+    for k, p in enumerate(proposals):
         if p.entry is not None:
             jobs, p.reason = _per_sample("followup_jobs", p.task.followup_jobs, p.entry)
             if jobs:
-                todo.append((p, jobs))
+                budgets.setdefault(k, limits.budget_s)
+                todo.append((p, [_limited(j, k, limits, timeout_s) for j in jobs]))
             elif jobs is None:
                 p.entry = None
-    for (p, _), res in zip(todo, _run_jobs([jobs for _, jobs in todo], executor, timeout_s)):
-        if not any(r.infra for r in res):
+    for (p, _), res in zip(todo, _run_jobs([jobs for _, jobs in todo], executor, timeout_s, budgets)):
+        if any(r.over_budget for r in res):
+            p.entry, p.reason = None, _over_budget(limits)
+        elif not any(r.infra for r in res):
             _, p.reason = _per_sample("check_followup", p.task.check_followup, p.entry, res)
             if p.reason is not None:
                 p.entry = None
@@ -303,20 +356,36 @@ def known_tasks(buffers: Buffers | None, tasks: dict[str, Task] | None) -> set[s
 _NOVELTY: dict[tuple[str, str], str | None] = {}  # (task, entry key) -> novelty key
 
 
-def mark_duplicates(proposals: list[_Proposal], known: set[str]) -> None:
+def mark_duplicates(proposals: list[_Proposal], known: set[str], buffers: Buffers | None = None) -> None:
     """A valid proposal whose novelty key is known, or equals one of the references its prompt showed, or an
-    earlier proposal's in this batch, is a duplicate: no entry, no learnability (AZR's duplicate penalty)."""
+    earlier proposal's in this batch, is a duplicate: no entry, the duplicate penalty. So is a near-copy
+    (Task.near_copy) of a buffer entry or of an earlier proposal of this batch."""
+    accepted: list[_Proposal] = []
     for p in proposals:
         if p.entry is None:
             continue
         key, reason = _per_sample("novelty_key", p.task.novelty_key, p.entry.data)
         refs = {_per_sample("novelty_key", p.task.novelty_key, r)[0] for r in p.context.get("references", ())}
+        others = [e.data for e in (buffers or {}).get(p.task.name, _NO_BUFFER).entries()] + \
+            [q.entry.data for q in accepted if q.task.name == p.task.name]
         if key is None:
             p.entry, p.reason = None, reason
         elif key in known or key in refs:
             p.entry, p.reason, p.duplicate = None, "duplicate: same program as a known task", True
+        elif any(_per_sample("near_copy", p.task.near_copy, p.entry.data, o)[0] for o in others):
+            p.entry, p.reason, p.duplicate = None, "duplicate: a near-copy of a known task", True
         else:
             known.add(key)
+            accepted.append(p)
+
+
+class _NoBuffer:
+    @staticmethod
+    def entries() -> list:
+        return []
+
+
+_NO_BUFFER = _NoBuffer()
 
 
 def confirm(todo: list[tuple], results: list[list[ExecResult]], executor: Executor, timeout_s: float,
@@ -472,7 +541,8 @@ def seed_buffers(buffers: Buffers, tasks: dict[str, Task], executor: Executor, t
 
 
 def fill_buffers(policy, buffers, tasks, executor, cfg, render, rng, target: int, max_rounds: int,
-                 timeout_s: float = 5.0, on_round=None, confirm_runs: int = 2) -> int:
+                 timeout_s: float = 5.0, on_round=None, confirm_runs: int = 2, limits: "Limits | None" = None,
+                 fits=None) -> int:
     """The seeding phase: rounds of propose + validate (no training) until every buffer holds `target` entries or
     `max_rounds` have run. Returns the number of rounds."""
     for rounds in range(max_rounds):
@@ -483,7 +553,7 @@ def fill_buffers(policy, buffers, tasks, executor, cfg, render, rng, target: int
         proposals = propose(policy, buffers, short, max(cfg.propose_per_task, 1), cfg.n_propose, render, rng,
                             sampling, _Ids())
         for e in validate(proposals, executor, timeout_s, step=0, confirm_runs=confirm_runs, buffers=buffers,
-                          tasks=tasks):
+                          tasks=tasks, limits=limits or Limits(), fits=fits):
             buffers[e.task].add(e)
         if on_round:
             on_round(rounds, buffers.sizes())
@@ -502,10 +572,15 @@ def _generate(policy: Policy, requests: list[GenRequest], sampling: Sampling) ->
     return gens
 
 
-def _run_jobs(groups: list[list[Job]], executor: Executor, timeout_s: float) -> list[list[ExecResult]]:
-    """Send every job of every group to the executor in one batch; results regrouped in order."""
+def _run_jobs(groups: list[list[Job]], executor: Executor, timeout_s: float,
+              budgets: dict | None = None) -> list[list[ExecResult]]:
+    """Send every job of every group to the executor in one batch; results regrouped in order. `budgets`: each
+    proposal's validation budget (Executor.map)."""
     flat = [j for g in groups for j in g]
-    results = executor.map(flat, timeout_s) if flat else []
+    if not flat:
+        results = []
+    else:
+        results = executor.map(flat, timeout_s, budgets=budgets) if budgets else executor.map(flat, timeout_s)
     out, i = [], 0
     for g in groups:
         out.append(results[i:i + len(g)])

@@ -65,6 +65,10 @@ class Task:
         """What makes a task new: a proposal whose key equals a buffer entry's (or a reference's) is a copy."""
         raise NotImplementedError
 
+    def near_copy(self, data: dict, other: dict) -> bool:
+        """Is a task (its entry data) a near-copy of another task of this type, though their novelty keys differ?"""
+        return False
+
     def behaviour_jobs(self, proposal: dict, context: dict) -> list[Job]:
         """Runs that compare the proposal with the references its prompt showed (run with the validation jobs)."""
         return []

@@ -21,11 +21,13 @@ from minazr.selfplay import parsing, prompts
 from minazr.sandbox.executor import Check, Equal, ExecResult, Job, Run
 from minazr.sandbox.code_check import check_inputs
 from minazr.selfplay.parsing import ParseError
-from minazr.selfplay.tasks import probes, register
+from minazr.selfplay.tasks import giveaways, probes, register
 from minazr.selfplay.tasks.base import Entry, Invalid, Task, digest, normalized_literals, normalized_program, short_reason
 
 IDENTITY = "def f(a):\n    return a"
 PROGRAM_TASKS = ("deduction", "abduction")  # whose programs induction writes inputs for
+NEAR_COPY = 0.75  # share of compared inputs on which a proposal returns what a reference returns: a copy
+MOST_INPUTS = 0.5  # abduction: share of probe inputs that give the task's output, past which any input solves it
 
 
 def _placeholders() -> set[str]:
@@ -122,30 +124,45 @@ class _ProgramInputTask(Task):
                 raise Invalid("trivial: output does not depend on the input")
             if probes.projection(proposal["inputs"], res.output, answered) is not None:
                 raise Invalid("trivial: returns one of its arguments")
+            reason = giveaways.one_step(proposal["program"]) or self.giveaway(res.output, answered)
+            if reason:
+                raise Invalid(reason)
         key = digest(normalized_program(proposal["program"]), normalized_literals(proposal["inputs"]))
         return Entry(self.name, {**proposal, "output": res.output}, key, step, seed)
+
+    def giveaway(self, output: str, answered: list[tuple[str, str]]) -> str | None:
+        """Why the probe runs show the task answers itself (abduction: most inputs give its output), or None."""
+        return None
 
     def novelty_key(self, data: dict) -> str:
         return "program:" + normalized_program(data["program"])
 
+    def _compared_inputs(self, proposal: dict, ref: dict) -> list[str]:
+        """The reference's input and probe inputs, the proposal's probe inputs, then the proposal's own input."""
+        out = [ref["inputs"], *probes.variants(ref["inputs"])]
+        out += [x for x in probes.variants(proposal["inputs"]) if x not in out and x != proposal["inputs"]]
+        return [x for x in out if x != proposal["inputs"]] + [proposal["inputs"]]
+
     def behaviour_jobs(self, proposal: dict, context: dict) -> list[Job]:
-        """The proposal and each reference run side by side on the reference's input and its probe inputs: a
-        program that returns what a reference returns on all of them (`x * 3 + 0`, a dead statement, a renamed
-        helper) is that reference's copy, whatever its text."""
+        """The proposal and each reference run side by side on the reference's input and probe inputs, and on
+        the proposal's own input and probe inputs: a program that returns what a reference returns on most of them (`x * 3 + 0`, a dead
+        statement, a renamed helper, one input special-cased) is that reference's copy, whatever its text."""
         jobs = []
         for ref in context.get("references", ()):
-            for x in [ref["inputs"], *probes.variants(ref["inputs"])]:
+            for x in self._compared_inputs(proposal, ref):
                 jobs += [Run(proposal["program"], x, runs=1, probe=True), Run(ref["program"], x, runs=1, probe=True)]
         return jobs
 
     def copies_a_reference(self, proposal: dict, context: dict, results: list[ExecResult]) -> bool:
+        """Near-copy: on the inputs where either program returns, both return the same output on at least
+        NEAR_COPY of them (and on two or more)."""
         at = 0
         for ref in context.get("references", ()):
-            n = 2 * (1 + len(probes.variants(ref["inputs"])))
-            pairs = list(zip(results[at:at + n:2], results[at + 1:at + n:2]))
+            n = 2 * len(self._compared_inputs(proposal, ref))
+            pairs = [(a, b) for a, b in zip(results[at:at + n:2], results[at + 1:at + n:2]) if a.ok or b.ok]
             at += n
-            same = all(a.ok == b.ok and (not a.ok or a.output == b.output) for a, b in pairs)
-            if same and sum(a.ok for a, _ in pairs) >= 2:
+            same = sum(a.ok and b.ok and a.output == b.output for a, b in pairs)
+            if same >= 2 and same >= NEAR_COPY * len(pairs):
                 return True
         return False
 
@@ -187,14 +204,29 @@ class Abduction(_ProgramInputTask):
     def judge(self, entry: Entry, answer, results: list[ExecResult]) -> bool:
         return results[0].match is True
 
-    def followup_jobs(self, entry: Entry) -> list[Job]:
-        """f run on its own output: when that returns the output again, a solver answers by copying the output."""
+    def giveaway(self, output: str, answered: list[tuple[str, str]]) -> str | None:
+        if len(answered) >= 3 and sum(out == output for _, out in answered) >= MOST_INPUTS * len(answered):
+            return "trivial: most inputs give the output"
+        return None
+
+    def _candidates(self, entry: Entry) -> list[str]:
         output = entry.data["output"]
-        return [Run(entry.data["program"], output, probe=True)] if check_inputs(output) is None else []
+        return [c for c in giveaways.reveal_candidates(entry.data["inputs"], output, entry.data["program"])
+                if c != output]
+
+    def followup_jobs(self, entry: Entry) -> list[Job]:
+        """f run on its own output (when that returns the output again, a solver answers by copying it), then f
+        checked on the inputs a solver can read off the output (giveaways.reveal_candidates)."""
+        output, program = entry.data["output"], entry.data["program"]
+        own = [Run(program, output, probe=True)] if check_inputs(output) is None else []
+        return own + [Check(program, c, output, runs=1) for c in self._candidates(entry)]
 
     def check_followup(self, entry: Entry, results: list[ExecResult]) -> None:
-        if results and results[0].ok and results[0].output == entry.data["output"]:
+        own = check_inputs(entry.data["output"]) is None
+        if own and results and results[0].ok and results[0].output == entry.data["output"]:
             raise Invalid("trivial: f(output) == output, the output answers itself")
+        if any(r.match is True for r in results[int(own):]):
+            raise Invalid("trivial: the output gives away an input")
 
 
 @register
@@ -217,8 +249,11 @@ class Induction(Task):
         for block in candidates:
             try:
                 args = parsing.arguments(block)
-                value = normalized_literals(args)  # [1,2] and [1, 2] are one input, not a visible and a hidden
-            except (ParseError, Invalid):
+                # [1,2] and [1, 2], 1 and 1.0 and True: one input to a lookup table, not a visible and a hidden
+                value = giveaways.args_key(args)
+            except ParseError:
+                continue
+            if value is None:
                 continue
             if is_placeholder(args) or has_keywords(args):
                 continue
@@ -235,6 +270,8 @@ class Induction(Task):
             raise ParseError("no hint (a line starting with Hint:, or a message block)")
         if message.lower().strip(" .`") in PLACEHOLDER_MESSAGES:
             raise ParseError("hint is the template's placeholder")
+        if giveaways.states_program(message, context["program"]):
+            raise ParseError("hint quotes the program")
         return {"program": context["program"], "inputs": inputs[:need], "message": message}
 
     def validation_jobs(self, proposal: dict) -> list[Job]:
@@ -254,6 +291,10 @@ class Induction(Task):
         visible = math.ceil(len(pairs) / 2)
         data = {"program": proposal["program"], "message": proposal["message"],
                 "visible": pairs[:visible], "hidden": pairs[visible:]}
+        if len(data["hidden"]) > 1 and len({out for _, out in data["hidden"]}) == 1:
+            raise Invalid("trivial: every hidden input gives one output")
+        if giveaways.lookup_answers(data["visible"], data["hidden"]):
+            raise Invalid("trivial: a lookup table of the visible pairs answers the hidden ones")
         key = digest(normalized_program(proposal["program"]), *sorted(normalized_literals(a) for a, _ in pairs))
         return Entry(self.name, data, key, step, seed)
 
@@ -279,6 +320,25 @@ class Induction(Task):
 
     def judge(self, entry: Entry, answer, results: list[ExecResult]) -> bool:
         return bool(results) and all(r.match is True for r in results)
+
+    def followup_jobs(self, entry: Entry) -> list[Job]:
+        """Programs copied out of the hint (giveaways.hint_programs), checked on the hidden pairs."""
+        hints = giveaways.hint_programs(entry.data["message"], entry.data["program"])
+        return [Check(code, args, out, runs=1) for code in hints for args, out in entry.data["hidden"]]
+
+    def check_followup(self, entry: Entry, results: list[ExecResult]) -> None:
+        n = len(entry.data["hidden"])
+        for i in range(0, len(results), n):
+            if n and all(r.match is True for r in results[i:i + n]):
+                raise Invalid("trivial: the hint states the program")
+
+    def near_copy(self, data: dict, other: dict) -> bool:
+        """Same program, and half or more of the inputs equal (as a lookup table sees them) to the other's."""
+        if normalized_program(data["program"]) != normalized_program(other["program"]):
+            return False
+        mine = {giveaways.args_key(a) for a, _ in data["visible"] + data["hidden"]}
+        theirs = {giveaways.args_key(a) for a, _ in other["visible"] + other["hidden"]}
+        return len(mine & theirs) * 2 >= len(mine)
 
     def seed_proposals(self) -> list[tuple[dict, dict]]:
         return []  # an identity induction task is trivial: the buffer is seeded by the model's own proposals

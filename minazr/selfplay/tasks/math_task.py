@@ -4,8 +4,14 @@ The proposer writes a word problem and a `def f():` that computes its answer; th
 separate processes) and its numeric return value is the gold answer. Whatever answer the proposer claims itself is
 ignored. The solver answers <answer>number</answer>: an integer gold must be matched exactly, a fractional one
 within a relative tolerance of 1e-4 (parsing.numbers_equal).
+
+A problem is invalid when it states its answer (the gold value appears in it as a number, in digits or in words:
+`7`, `Result: 7`, `seven`, `twenty-one`), and when its answer does not follow from the quantities it states: f
+must use one of the problem's numbers, and changing those numbers in f must change the answer (a guessing game,
+"think of a number from 1 to 4" with `return 3`, is not a problem).
 """
 
+import ast
 import random
 import re
 
@@ -35,15 +41,67 @@ def _words(problem: str) -> str:
     return " ".join(re.findall(r"[^\W_]+(?:\.\d+)?", problem.lower()))
 
 
-def _states(problem: str, gold: int | float) -> bool:
-    """Whether the problem gives away its answer: `answer` (is, =, :) followed by the gold number."""
-    for m in re.finditer(r"\banswer\b\W{0,4}(?:is\W{0,3})?\$?([-+]?\d[\d,]*(?:\.\d+)?)", problem, re.IGNORECASE):
+UNITS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+                                    "fourteen fifteen sixteen seventeen eighteen nineteen".split())}
+TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if i > 1}
+SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6}
+
+
+def stated_numbers(problem: str) -> list[int | float]:
+    """Every number a problem states: in digits (`1,200`, `3.5`, `-4`) and in words (`seven`, `twenty-one`,
+    `three hundred`, `a dozen`)."""
+    out: list[int | float] = []
+    for m in re.finditer(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?", problem):
         try:
-            if parsing.numbers_equal(parsing.number(m.group(1)), gold):
-                return True
+            out.append(parsing.number(m.group(0).replace(",", "")))
         except ParseError:
             continue
-    return False
+    words = re.findall(r"[a-z]+", problem.lower())
+    value, current = None, 0
+    for w in words + [""]:
+        if w in UNITS or w in TENS:
+            current += UNITS.get(w, 0) + TENS.get(w, 0)
+            value = (value or 0)
+        elif w in SCALES and value is not None:
+            value += max(current, 1) * SCALES[w]
+            current = 0
+        else:
+            if value is not None:
+                out.append(value + current)
+            value, current = None, 0
+        if w == "dozen":
+            out.append(12)
+    return out
+
+
+def _states(problem: str, gold: int | float) -> bool:
+    """Whether the problem gives away its answer: the gold value is one of the numbers it states."""
+    return any(parsing.numbers_equal(n, gold) for n in stated_numbers(problem))
+
+
+def perturbed_programs(program: str, problem: str, limit: int = 4) -> list[str] | None:
+    """f with one of the problem's numbers changed (each stated number f uses, up to `limit`), or None when f
+    uses none of them."""
+    try:
+        tree = ast.parse(program)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    stated = stated_numbers(problem)
+    nodes = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and type(n.value) in (int, float)
+             and any(parsing.numbers_equal(n.value, x) for x in stated if type(x) in (int, float))]
+    if not nodes:
+        return None
+    out = []
+    for node in nodes:
+        old = node.value
+        node.value = old + 1 if type(old) is int else old * 1.5 + 1
+        text = ast.unparse(tree)
+        node.value = old
+        if text not in out:
+            out.append(text)
+        if len(out) == limit:
+            break
+    return out
 
 
 @register
@@ -82,6 +140,19 @@ class MathTask(Task):
         if _states(proposal["problem"], value):
             raise Invalid("the problem states its answer")
         return Entry(self.name, {**proposal, "answer": res.output}, digest(_words(proposal["problem"])), step, seed)
+
+    def followup_jobs(self, entry: Entry) -> list[Job]:
+        """f with the problem's numbers changed: the answer must follow from them. [] fails the proposal."""
+        changed = perturbed_programs(entry.data["program"], entry.data["problem"])
+        if not changed:
+            raise Invalid("trivial: the program uses none of the problem's numbers")
+        return [Run(code, "", probe=True) for code in changed]
+
+    def check_followup(self, entry: Entry, results: list[ExecResult]) -> None:
+        gold = _gold(entry.data["answer"])
+        if not any(r.ok and (value := _gold(r.output)) is not None and not parsing.numbers_equal(value, gold)
+                   for r in results):
+            raise Invalid("trivial: the answer does not depend on the problem's numbers")
 
     def novelty_key(self, data: dict) -> str:
         return "problem:" + _words(data["problem"])
