@@ -156,7 +156,8 @@ def test_real_engine_and_learner_take_float32_on_a_cpu_without_bf16():
 def test_default_config_gives_the_tiny_model_something_to_learn(ray_local, executor):
     """The quickstart's config on the embedded 135M model, real vLLM: within two self-play steps some samples carry
     a non-zero advantage (some answers are well-formed, some not, so a group's rewards differ). Before the worked
-    format example (selfplay.format_example) 120 of 120 answers were unreadable and no advantage was ever non-zero."""
+    format example (selfplay.format_example) 120 of 120 answers were unreadable and no advantage was ever non-zero.
+    Then the same pool refuses a prompt longer than the context as that request's failure."""
     from minazr.driver.config import load_config
     from minazr.driver.models import resolve_model
     from minazr.selfplay.buffer import Buffers
@@ -184,5 +185,24 @@ def test_default_config_gives_the_tiny_model_something_to_learn(ray_local, execu
                 break
         else:
             raise AssertionError(f"no non-zero advantage in 2 steps of the default config: {outcomes}")
+        # a prompt that cannot fit the context is that request's failure, never the pool's (issue: a short valid
+        # proposal with a huge output stopped the run): batch and streaming paths, beside a request that fits
+        from minazr.contracts.policy import GenRequest, Sampling
+        from rollout.engine import TOO_LONG
+
+        huge, fine = GenRequest("word " * (cfg.rollout.max_model_len + 10), 2, 1), GenRequest("Say hi.", 1, 2)
+        sampling = Sampling(temperature=1.0, max_tokens=8)
+        big, small = pool.generate([huge, fine], sampling)
+        assert [c.finish_reason for c in big.completions] == [TOO_LONG, TOO_LONG] and big.completions[0].text == ""
+        assert small.completions[0].finish_reason != TOO_LONG and small.completions[0].token_ids
+        stream = pool.stream(8)
+        stream.add("huge", huge, sampling)
+        stream.add("fine", fine, sampling)
+        done = {}
+        while stream.busy():
+            done.update(dict(stream.next()))
+        stream.close()
+        assert [c.finish_reason for c in done["huge"].completions] == [TOO_LONG, TOO_LONG]
+        assert done["fine"].completions[0].token_ids
     finally:
         pool.close()

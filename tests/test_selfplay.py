@@ -191,10 +191,10 @@ def test_fill_buffers_seeds_to_target(executor):
     cfg, tasks, buffers = setup(["deduction"], propose_per_task=2)
     seed_buffers(buffers, tasks, executor)
     counter = iter(range(1000))
-    policy = ScriptedPolicy(lambda p, n: [fence("python", f"def f(x):\n    return x * 1 + {next(counter)}")
+    policy = ScriptedPolicy(lambda p, n: [fence("python", f"def f(x):\n    return x * 2 + {next(counter)}")
                                           + fence("input", "1")])
     rounds = fill_buffers(policy, buffers, tasks, executor, cfg, RENDER, random.Random(0), target=5, max_rounds=10)
-    # the target counts the model's own entries (the seed is one more); `x * 1 + 0` returns its input: trivial
+    # the target counts the model's own entries (the seed is one more); `x * 2 + 0` is one step: trivial
     assert len(buffers["deduction"]) == 6 and rounds == 3
 
 

@@ -355,4 +355,4 @@ def test_probe_audit_counts_every_cruxeval_item_once():
 
     report = audit(limit=30)
     assert sum(report["deduction"].values()) == 30 and report["deduction"]["valid"] >= 15
-    assert sum(report["abduction_after_deduction"].values()) == report["deduction"]["valid"]
+    assert sum(report["abduction"].values()) == 30 and report["abduction"]["valid"] <= report["deduction"]["valid"]

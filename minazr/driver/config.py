@@ -166,7 +166,7 @@ class ExecutorConfig:
                                  "a gold answer (a valid proposal's); any other output makes the proposal "
                                  "non-deterministic. Catches outputs that depend on the seed only sometimes. 0: off.",
                               min=0, max=2)
-    probe_timeout_s: Float = param(0.5, "Wall-clock limit for one probe run of a proposal (its probe inputs, its "
+    probe_timeout_s: Float = param(0.25, "Wall-clock limit for one probe run of a proposal (its probe inputs, its "
                                         "runs beside the references, the follow-up checks); the gold run keeps "
                                         "timeout_s.", min=0.05, max=600.0)
     validation_budget_s: Float = param(2.0, "Server-seconds all probe runs of one proposal may take together (CPU "

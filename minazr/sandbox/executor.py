@@ -48,6 +48,7 @@ SERVER_SCRIPT = Path(__file__).with_name("server.py")
 GRACE_S = 2.0  # allowed on top of a program's timeout for fork, IPC and a busy machine, before a server is retired
 START_TIMEOUT_S = 20.0
 MAX_TIMEOUT_S = 600.0
+GROUP_IN_FLIGHT = 2  # jobs of one budget group running at once (Executor.map)
 MAX_MESSAGE_BYTES = 1 << 24  # a server's reply is at most a few times max_output_chars
 INFRA_PREFIX = "sandbox failure:"  # how infra errors read in logs; code tests ExecResult.infra, never this text
 HEADER = struct.Struct("<I")  # length prefix of each JSON message, as in server.py
@@ -67,6 +68,7 @@ class ExecResult:
     seeds: tuple[int, ...] = field(default=(), compare=False, repr=False)  # hash seeds of the runs behind it
     # server-seconds it cost: CPU seconds of each run, a timed-out run at its full timeout (see Executor.map)
     cost_s: float = field(default=0.0, compare=False, repr=False)
+    server_s: float = field(default=0.0, compare=False, repr=False)  # wall seconds its runs held their servers
     over_budget: bool = False  # not run: its group had spent its validation budget (Executor.map)
 
 
@@ -300,21 +302,31 @@ class Executor:
 
         `budgets`: group -> server-seconds left to the jobs of that group (Job.group), spent as they finish (a
         run's CPU seconds, a timed-out run's full timeout) and updated in place. A job whose group has nothing
-        left is not run: its result has over_budget=True. Groups take turns, so the jobs of one group in flight
-        at once are few, and a group overspends by at most the cost of those."""
+        left is not run: its result has over_budget=True. Groups take turns, and at most GROUP_IN_FLIGHT jobs of
+        one group run at once, so a group overspends by at most the cost of those."""
         if budgets is None:
             return list(self._pool.map(lambda j: self.submit(j, timeout_s), jobs))
-        lock = threading.Lock()
+        turn = threading.Condition()
+        running: dict = {}
 
         def one(job: Job) -> ExecResult:
             group = getattr(job, "group", None)
-            with lock:
-                if group in budgets and budgets[group] <= 0:
+            if group not in budgets:
+                return self.submit(job, timeout_s)
+            with turn:
+                while running.get(group, 0) >= GROUP_IN_FLIGHT and budgets[group] > 0:
+                    turn.wait()
+                if budgets[group] <= 0:
                     return ExecResult(False, error="validation budget spent", over_budget=True)
-            res = self.submit(job, timeout_s)
-            with lock:
-                if group in budgets:
+                running[group] = running.get(group, 0) + 1
+            res = ExecResult(False, error="sandbox failure: internal error", infra=True, cost_s=0.0)
+            try:
+                res = self.submit(job, timeout_s)
+            finally:
+                with turn:  # charged before any waiter of the group looks at the budget
                     budgets[group] -= res.cost_s
+                    running[group] -= 1
+                    turn.notify_all()
             return res
 
         order = _round_robin(jobs)
@@ -369,7 +381,8 @@ class Executor:
         """Run f(*inputs) in `runs` servers at once (different hash seeds); their outputs must agree exactly."""
         runs = max(1, min(runs or self.determinism_runs, 2))
         results, seeds = self._call([{"code": code, "inputs": inputs}] * runs, timeout_s, avoid)
-        return replace(_agree(results), seeds=seeds, cost_s=sum(r.cost_s for r in results))
+        return replace(_agree(results), seeds=seeds, cost_s=sum(r.cost_s for r in results),
+                       server_s=sum(r.server_s for r in results))
 
     def _check(self, job: Check, timeout_s: float) -> ExecResult:
         """The verdict f(*inputs) == expected, computed here: the sandbox only ever sees code and inputs."""
@@ -389,12 +402,16 @@ class Executor:
         servers = self._acquire(len(reqs), avoid)
         seeds = tuple(srv.hash_seed for srv in servers)
         try:
+            t0 = time.monotonic()
             sent = [self._guard(srv, srv.send, {**req, **limits}) for srv, req in zip(servers, reqs)]
-            deadline = time.monotonic() + timeout_s + self.grace_s
-            replies = [self._guard(srv, srv.receive, rid, max(0.0, deadline - time.monotonic()))
-                       if isinstance(rid, int) else rid for srv, rid in zip(servers, sent)]
-            return [self._result(r, timeout_s) if isinstance(r, dict) else replace(r, cost_s=timeout_s)
-                    for r in replies], seeds
+            deadline = t0 + timeout_s + self.grace_s
+            replies, held = [], []
+            for srv, rid in zip(servers, sent):
+                replies.append(self._guard(srv, srv.receive, rid, max(0.0, deadline - time.monotonic()))
+                               if isinstance(rid, int) else rid)
+                held.append(time.monotonic() - t0)
+            return [self._result(r, timeout_s, h) if isinstance(r, dict) else replace(r, cost_s=timeout_s, server_s=h)
+                    for r, h in zip(replies, held)], seeds
         finally:
             self._release(servers)
 
@@ -407,9 +424,9 @@ class Executor:
             server.close()  # a late or confused server never serves another request
             return ExecResult(False, error=f"{INFRA_PREFIX} {e}", infra=True)
 
-    def _result(self, reply: dict, timeout_s: float) -> ExecResult:
+    def _result(self, reply: dict, timeout_s: float, held_s: float = 0.0) -> ExecResult:
         """Turn a server's reply (untrusted in everything but its status) into a result for one run."""
-        return replace(self._outcome(reply), cost_s=_cost(reply, timeout_s))
+        return replace(self._outcome(reply), cost_s=_cost(reply, timeout_s), server_s=held_s)
 
     def _outcome(self, reply: dict) -> ExecResult:
         status = reply["status"]

@@ -247,18 +247,21 @@ def propose(policy, buffers, tasks, per_task, n, render, rng, sampling, ids) -> 
 
 @dataclass(frozen=True)
 class Limits:
-    """What validating one proposal may cost: each probe run (probe inputs, runs beside the references, follow-ups)
-    at most `probe_timeout_s`, and all of them together at most `budget_s` server-seconds (CPU seconds of the
-    runs, a timed-out run at its full timeout). A proposal that needs more is invalid ("validation budget
-    spent"). The run that makes the gold answer keeps the full timeout."""
+    """What validating one proposal may cost. Every run of it (the gold runs and their confirmations, probe inputs,
+    its runs beside the references, follow-up checks) is charged to one budget of `budget_s` server-seconds (CPU
+    seconds of the runs, a timed-out run at its full timeout); once it is spent, the proposal's remaining runs are
+    not made and it is invalid ("validation budget spent"). Probe runs get `probe_timeout_s` (a probe that takes
+    longer is only unanswered); the gold runs and follow-up checks get min(timeout_s, budget_s / 2). The
+    references' runs on the proposal's inputs have a budget of their own: a reference that spins there makes
+    the comparison unanswered, never the proposal invalid."""
 
-    probe_timeout_s: float = 0.5
+    probe_timeout_s: float = 0.25
     budget_s: float = 2.0
 
 
 def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, step: int,
              confirm_runs: int = 2, buffers: Buffers | None = None, tasks: dict[str, Task] | None = None,
-             limits: Limits = Limits(), fits=None) -> list[Entry]:
+             limits: Limits = Limits(), fits=None, dedup: bool = True) -> list[Entry]:
     """Run every parsed proposal in the sandbox in one batch; sets entry or reason on each; returns the new entries
     (copies of a buffer entry, of a reference in the prompt, or of an earlier proposal of this batch are marked
     duplicate instead; `buffers` and `tasks` give the known tasks). `fits(task, entry)`: why an entry's prompts
@@ -269,20 +272,24 @@ def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, s
             jobs, p.reason = _per_sample("validation_jobs", p.task.validation_jobs, p.fields)
             if jobs is not None:
                 same, _ = _per_sample("behaviour_jobs", p.task.behaviour_jobs, p.fields, p.context)
-                budgets[k] = limits.budget_s
-                todo.append((p, [_limited(j, k, limits, timeout_s) for j in jobs],
-                             [_limited(j, k, limits, timeout_s) for j in same or []]))
-    results = _run_jobs([jobs + same for _, jobs, same in todo], executor, timeout_s, budgets)
-    checks = [res[:len(jobs)] for (_, jobs, _), res in zip(todo, results)]
-    behaviour = [res[len(jobs):] for (_, jobs, _), res in zip(todo, results)]
+                budgets[k] = budgets[(k, "references")] = limits.budget_s
+                own = p.fields.get("program")
+                todo.append((k, p, [_limited(j, k, limits, timeout_s) for j in jobs],
+                             [_limited(j, k if j.code == own else (k, "references"), limits, timeout_s)
+                              for j in same or []]))
+    results = _run_jobs([jobs + same for _, _, jobs, same in todo], executor, timeout_s, budgets)
+    checks = [res[:len(jobs)] for (_, _, jobs, _), res in zip(todo, results)]
+    behaviour = [res[len(jobs):] for (_, _, jobs, _), res in zip(todo, results)]
     if confirm_runs:
-        checks = confirm([(p, jobs) for p, jobs, _ in todo], checks, executor, timeout_s, confirm_runs)
-    for (p, jobs, _), res, same in zip(todo, checks, behaviour):
-        if any(r.infra for r in res):
+        checks = confirm([(p, jobs) for _, p, jobs, _ in todo], checks, executor, timeout_s, confirm_runs, budgets)
+    for (k, p, jobs, same_jobs), res, same in zip(todo, checks, behaviour):
+        gold = [r for j, r in zip(jobs, res) if not getattr(j, "probe", False)]  # a probe the sandbox failed on
+        if any(r.infra for r in gold):  # is only a probe with no answer; a gold run's failure drops the sample
             p.reason, p.infra = "sandbox failure", True
             continue
-        gold_failed = any(not r.ok for j, r in zip(jobs, res) if not getattr(j, "probe", True))  # its own reason
-        if not gold_failed and any(r.over_budget for r in res + same):
+        gold_failed = any(not r.ok and not r.over_budget for r in gold)  # its own reason first
+        mine = [r for j, r in zip(jobs + same_jobs, res + same) if getattr(j, "group", None) == k]
+        if not gold_failed and (any(r.over_budget for r in mine) or budgets[k] <= 0):
             p.reason = _over_budget(limits)
             continue
         p.entry, p.reason = _per_sample("make_entry", p.task.make_entry, p.fields, res, step)
@@ -295,7 +302,8 @@ def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, s
             _, too_long = _per_sample("fits", _fits, fits, p.task, p.entry)
             if too_long:
                 p.entry, p.reason = None, too_long
-    mark_duplicates(proposals, known_tasks(buffers, tasks), buffers)
+    if dedup:  # off only for audits that validate unrelated tasks side by side
+        mark_duplicates(proposals, known_tasks(buffers, tasks), buffers)
     return [p.entry for p in proposals if p.entry is not None]
 
 
@@ -305,11 +313,14 @@ def _fits(fits, task, entry) -> None:
         raise Invalid(reason)
 
 
-def _limited(job: Job, group: int, limits: Limits, timeout_s: float) -> Job:
-    """A probe run (not the gold run) with the probe timeout, charged to its proposal's budget."""
-    if isinstance(job, Run) and not job.probe or not hasattr(job, "group"):
+def _limited(job: Job, group, limits: Limits, timeout_s: float) -> Job:
+    """A run charged to its proposal's budget (`group`): a probe with the probe timeout, a gold run or a follow-up
+    check with min(timeout_s, budget_s / 2)."""
+    if not hasattr(job, "group"):  # Equal: no sandbox
         return job
-    return replace(job, timeout_s=min(limits.probe_timeout_s, timeout_s), group=group)
+    probe = isinstance(job, Run) and job.probe
+    limit = limits.probe_timeout_s if probe else limits.budget_s / 2
+    return replace(job, timeout_s=min(limit, timeout_s), group=group)
 
 
 def _over_budget(limits: Limits) -> str:
@@ -327,13 +338,17 @@ def follow_up(proposals: list[_Proposal], executor: Executor, timeout_s: float, 
             jobs, p.reason = _per_sample("followup_jobs", p.task.followup_jobs, p.entry)
             if jobs:
                 budgets.setdefault(k, limits.budget_s)
-                todo.append((p, [_limited(j, k, limits, timeout_s) for j in jobs]))
+                # follow-ups check what a solver would be judged on: no shorter timeout than the gold run's
+                todo.append((p, [_limited(replace(j, probe=False) if isinstance(j, Run) else j, k, limits,
+                                          timeout_s) for j in jobs]))
             elif jobs is None:
                 p.entry = None
     for (p, _), res in zip(todo, _run_jobs([jobs for _, jobs in todo], executor, timeout_s, budgets)):
         if any(r.over_budget for r in res):
             p.entry, p.reason = None, _over_budget(limits)
-        elif not any(r.infra for r in res):
+        elif any(r.infra for r in res):  # the checks could not run: neither trusted nor scored
+            p.entry, p.reason, p.infra = None, "sandbox failure", True
+        else:
             _, p.reason = _per_sample("check_followup", p.task.check_followup, p.entry, res)
             if p.reason is not None:
                 p.entry = None
@@ -389,13 +404,13 @@ _NO_BUFFER = _NoBuffer()
 
 
 def confirm(todo: list[tuple], results: list[list[ExecResult]], executor: Executor, timeout_s: float,
-            runs: int) -> list[list[ExecResult]]:
+            runs: int, budgets: dict | None = None) -> list[list[ExecResult]]:
     """Run every output that could become a gold answer again, under hash seeds it has not run under yet: an output
     that depends on the seed with probability 1/2 passes two runs half the time, four runs one time in eight."""
     again = [(i, k, replace(job, runs=runs, avoid=frozenset(res.seeds)))
              for i, ((_, jobs), res_list) in enumerate(zip(todo, results))
              for k, (job, res) in enumerate(zip(jobs, res_list)) if res.ok and isinstance(job, Run) and not job.probe]
-    confirmed = executor.map([job for *_, job in again], timeout_s) if again else []
+    confirmed = _run_jobs([[job for *_, job in again]], executor, timeout_s, budgets)[0] if again else []
     results = [list(r) for r in results]
     if any(set(res.seeds) & set(results[i][k].seeds) for (i, k, _), res in zip(again, confirmed)) \
             and "reused seeds" not in _LOGGED:
@@ -403,7 +418,7 @@ def confirm(todo: list[tuple], results: list[list[ExecResult]], executor: Execut
         log.warning("self-play: the sandbox pool is too small to confirm outputs under new hash seeds (it needs "
                     "determinism_runs + confirm_runs servers); confirmations reuse seeds")
     for (i, k, _), res in zip(again, confirmed):
-        if res.infra:
+        if res.infra or res.over_budget:
             results[i][k] = res
         elif not res.ok or res.output != results[i][k].output:
             results[i][k] = ExecResult(False, error="non-deterministic: other hash seeds gave another output",

@@ -27,7 +27,7 @@ from minazr.selfplay.tasks.base import Entry, Invalid, Task, digest, normalized_
 IDENTITY = "def f(a):\n    return a"
 PROGRAM_TASKS = ("deduction", "abduction")  # whose programs induction writes inputs for
 NEAR_COPY = 0.75  # share of compared inputs on which a proposal returns what a reference returns: a copy
-MOST_INPUTS = 0.5  # abduction: share of probe inputs that give the task's output, past which any input solves it
+MOST_INPUTS = 0.9  # abduction: share of (5 or more) probe inputs giving the task's output: any input solves it
 
 
 def _placeholders() -> set[str]:
@@ -154,15 +154,21 @@ class _ProgramInputTask(Task):
         return jobs
 
     def copies_a_reference(self, proposal: dict, context: dict, results: list[ExecResult]) -> bool:
-        """Near-copy: on the inputs where either program returns, both return the same output on at least
-        NEAR_COPY of them (and on two or more)."""
+        """Near-copy: both return the same output on the proposal's own input, and on at least NEAR_COPY of the
+        inputs where either returns (two or more; all of them when the agreed outputs take fewer than 3 values)."""
         at = 0
         for ref in context.get("references", ()):
             n = 2 * len(self._compared_inputs(proposal, ref))
-            pairs = [(a, b) for a, b in zip(results[at:at + n:2], results[at + 1:at + n:2]) if a.ok or b.ok]
+            pairs = list(zip(results[at:at + n:2], results[at + 1:at + n:2]))
             at += n
-            same = sum(a.ok and b.ok and a.output == b.output for a, b in pairs)
-            if same >= 2 and same >= NEAR_COPY * len(pairs):
+            own = pairs[-1]  # the proposal's own input: its task must be the reference's computation there
+            pairs = [(a, b) for a, b in pairs if a.ok or b.ok]
+            agreed = [a.output for a, b in pairs if a.ok and b.ok and a.output == b.output]
+            # a share of agreement says "the same function" only when the outputs vary: two predicates agree on
+            # most inputs by chance, so programs with fewer than three outputs must agree on every input
+            share = NEAR_COPY if len(set(agreed)) >= 3 else 1.0
+            if own[0].ok and own[1].ok and own[0].output == own[1].output \
+                    and len(agreed) >= 2 and len(agreed) >= share * len(pairs):
                 return True
         return False
 
@@ -205,7 +211,7 @@ class Abduction(_ProgramInputTask):
         return results[0].match is True
 
     def giveaway(self, output: str, answered: list[tuple[str, str]]) -> str | None:
-        if len(answered) >= 3 and sum(out == output for _, out in answered) >= MOST_INPUTS * len(answered):
+        if len(answered) >= 5 and sum(out == output for _, out in answered) >= MOST_INPUTS * len(answered):
             return "trivial: most inputs give the output"
         return None
 

@@ -10,12 +10,13 @@ Each check asks what a solver that does not reason would do, and whether that al
 - `lookup_answers`: would a lookup table of the visible pairs (by `value_key`), falling back to the most common
   visible output, pass every hidden pair of an induction task? Then no program needs to be induced.
 - `reveal_candidates`: inputs a solver reads straight off an abduction task's output (its elements, the output
-  with one of the program's string constants removed, the output unpacked as the argument list); the task is a
-  giveaway when one of them makes f return the output.
+  unpacked as the argument list); the task is a giveaway when one of them makes f return the output. (Text
+  edits of the output, `'hey!!'` less its `'!'`s, are not tried: CRUXEval's human tasks are full of those.)
 - `states_program`: an induction hint that quotes a line of the program.
 """
 
 import ast
+import builtins
 from collections import Counter
 
 from minazr.sandbox import literals
@@ -26,6 +27,7 @@ ELEMENTARY_CALLS = frozenset({"len", "str", "int", "float", "bool", "list", "tup
                               "abs", "sum", "min", "max", "repr", "type", "round", "ord", "chr", "hash", "id",
                               "any", "all", "bin", "hex", "oct", "frozenset", "dict", "enumerate", "zip"})
 MAX_CANDIDATES = 12
+_BUILTIN_NAMES = frozenset(dir(builtins))
 
 
 def _function(code: str) -> ast.FunctionDef | None:
@@ -48,35 +50,87 @@ def _operand(node: ast.AST, params: set[str]) -> bool:
 
 
 def one_step(code: str) -> str | None:
-    """Why a program is one elementary step (a reason starting with 'trivial:'), or None."""
+    """Why a program is one elementary step (a reason starting with 'trivial:'), or None. Straight-line code is
+    read as one expression: assignments are inlined (`y = x + 1; return y`), `pass` and docstrings dropped, and
+    operations that change nothing (`+ 0`, `* 1`, `-(-x)`) are not steps; `g = len; return g(x)` is `len(x)`."""
     f = _function(code)
     if f is None:
         return None
-    body = f.body[1:] if f.body and isinstance(f.body[0], ast.Expr) \
-        and isinstance(f.body[0].value, ast.Constant) else f.body
     params = {a.arg for a in f.args.posonlyargs + f.args.args + f.args.kwonlyargs}
-    while len(body) > 1 and isinstance(body[0], ast.Assign) and len(body[0].targets) == 1 \
-            and isinstance(body[0].targets[0], ast.Name) and _operand(body[0].value, params):
-        params.add(body[0].targets[0].id)  # `y = x`, `k = 2`: an alias or a named constant is no step
-        body = body[1:]
-    if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
+    env: dict[str, ast.AST] = {}
+    calls = dict.fromkeys(ELEMENTARY_CALLS)
+    for i, stmt in enumerate(f.body):
+        if isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
+            continue
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            name, value = stmt.targets[0].id, stmt.value
+            if isinstance(value, ast.Name) and value.id in calls and value.id not in params | set(env):
+                calls[name] = calls[value.id] or value.id  # an alias of an elementary builtin
+            else:
+                env[name] = value
+            params.discard(name)
+            continue
+        if isinstance(stmt, ast.Return) and stmt.value is not None and i == len(f.body) - 1:
+            counted = _steps(stmt.value, params, env, calls, 0)
+            if counted is None:
+                return None
+            ops, reads = counted
+            if reads and len(ops) == 1:
+                return f"trivial: one step ({ops[0]})"
         return None
-    e = body[0].value
-    if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id in ELEMENTARY_CALLS \
-            and not e.keywords and e.args and all(_operand(a, params) for a in e.args) \
-            and any(isinstance(a, ast.Name) for a in e.args):
-        return f"trivial: one step ({e.func.id}() of the input)"
-    if isinstance(e, ast.BinOp) and _operand(e.left, params) and _operand(e.right, params) \
-            and any(isinstance(x, ast.Name) for x in (e.left, e.right)):
-        return "trivial: one step (one arithmetic operation)"
-    if isinstance(e, ast.UnaryOp) and isinstance(e.operand, ast.Name) and e.operand.id in params:
-        return "trivial: one step (one unary operation)"
-    if isinstance(e, ast.Compare) and len(e.ops) == 1 and _operand(e.left, params) \
-            and _operand(e.comparators[0], params):
-        return "trivial: one step (one comparison)"
-    if isinstance(e, ast.Subscript) and isinstance(e.value, ast.Name) and e.value.id in params \
-            and _constant_index(e.slice):
-        return "trivial: one step (a fixed index or slice of the input)"
+    return None
+
+
+_IDENTITY_OPS = {(ast.Add, 0), (ast.Sub, 0), (ast.Mult, 1), (ast.Div, 1), (ast.FloorDiv, 1), (ast.Pow, 1)}
+
+
+def _steps(e: ast.AST, params: set, env: dict, calls: dict, depth: int) -> tuple[list[str], bool] | None:
+    """(the operations, whether it reads a parameter) of an elementary expression, or None when it is not one."""
+    if depth > 20:
+        return None
+    go = lambda node: _steps(node, params, env, calls, depth + 1)  # noqa: E731
+    if isinstance(e, ast.Name):
+        if e.id in params:
+            return [], True
+        return go(env[e.id]) if e.id in env else None
+    if isinstance(e, ast.Constant):
+        return [], False
+    if isinstance(e, ast.UnaryOp):
+        inner = e.operand
+        if isinstance(e.op, ast.UAdd):
+            return go(inner)
+        if isinstance(inner, ast.UnaryOp) and type(inner.op) is type(e.op) and not isinstance(e.op, ast.Not):
+            return go(inner.operand)  # -(-x), ~~x
+        sub = go(inner)
+        if sub is None:
+            return None
+        return ([] if not sub[1] else ["one unary operation"]) + sub[0], sub[1]
+    if isinstance(e, ast.BinOp):
+        for keep, other in ((e.left, e.right), (e.right, e.left)):
+            if isinstance(other, ast.Constant) and type(other.value) in (int, float) \
+                    and (type(e.op), other.value) in _IDENTITY_OPS and (other is e.right or type(e.op) in
+                                                                        (ast.Add, ast.Mult)):
+                return go(keep)
+        left, right = go(e.left), go(e.right)
+        if left is None or right is None:
+            return None
+        return ["one arithmetic operation"] + left[0] + right[0], left[1] or right[1]
+    if isinstance(e, ast.Compare) and len(e.ops) == 1:
+        left, right = go(e.left), go(e.comparators[0])
+        if left is None or right is None:
+            return None
+        return ["one comparison"] + left[0] + right[0], left[1] or right[1]
+    if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id in calls and not e.keywords \
+            and e.func.id not in params and e.func.id not in env:
+        parts = [go(a) for a in e.args]
+        if not parts or any(x is None for x in parts):
+            return None
+        return [f"{calls[e.func.id] or e.func.id}() of the input"] + [op for x in parts for op in x[0]], any(x[1] for x in parts)
+    if isinstance(e, ast.Subscript) and _constant_index(e.slice):
+        sub = go(e.value)
+        if sub is None:
+            return None
+        return ["a fixed index or slice of the input"] + sub[0], sub[1]
     return None
 
 
@@ -136,15 +190,7 @@ def lookup_answers(visible: list[list[str]], hidden: list[list[str]]) -> bool:
 # ---------------------------------------------------------------- abduction: inputs read off the output
 
 
-def _string_constants(code: str) -> list[str]:
-    f = _function(code)
-    if f is None:
-        return []
-    found = {n.value for n in ast.walk(f) if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value}
-    return sorted(found, key=len, reverse=True)[:6]
-
-
-def _parts(v, depth: int = 2) -> list:
+def _parts(v, depth: int = 3) -> list:
     """Elements of a container (dict keys and values too), one level down and the next."""
     if depth == 0 or not isinstance(v, (list, tuple, set, frozenset, dict)):
         return []
@@ -165,8 +211,8 @@ def _arity(inputs: str) -> int | None:
 
 def reveal_candidates(inputs: str, output: str, program: str) -> list[str]:
     """Argument lists (source text) a solver could read off an abduction task's output without reasoning: for a
-    one-argument f, the output itself, each element of it, the output with one of the program's string
-    constants removed; for f of n arguments, the output's n elements unpacked (in order and reversed)."""
+    one-argument f, the output itself and each element of it (three levels down); for f of n arguments, the first
+    or last n items of the output (a dict's values), in order and reversed."""
     try:
         out = literals.parse(output)
     except literals.NotLiteral:
@@ -176,12 +222,11 @@ def reveal_candidates(inputs: str, output: str, program: str) -> list[str]:
     if n == 1:
         values.append([out])
         values += [[x] for x in _parts(out)]
-        if isinstance(out, str):
-            for c in _string_constants(program):
-                if c in out:
-                    values += [[out.replace(c, "", 1)], [out.replace(c, "")]]
-    elif n and isinstance(out, (list, tuple)) and len(out) == n:
-        values += [list(out), list(out)[::-1]]
+    elif n:
+        items = list(out.values()) if isinstance(out, dict) else list(out) if isinstance(out, (list, tuple)) else []
+        if len(items) >= n:  # the arguments as the output's first or last n items, in order or reversed
+            for part in (items[:n], items[-n:]):
+                values += [part, part[::-1]]
     texts = []
     for vals in values:
         try:
@@ -221,9 +266,27 @@ def hint_programs(message: str, program: str, limit: int = 4) -> list[str]:
         for prefix in ("f(x) =", "f(x)=", "returns", "=", ":"):
             if prefix in expr:
                 expr = expr.split(prefix, 1)[1].strip()
-        code = f"def f({params}):\n    return {expr}"
-        if expr and _function(code) is not None and code not in out:
-            out.append(code)
+        for code in (f"def f({params}):\n    return {expr}", _rebound(expr, f)):
+            if code and _function(code) is not None and code not in out:
+                out.append(code)
         if len(out) >= limit:
             break
     return out[:limit]
+
+
+def _rebound(expr: str, f: ast.FunctionDef) -> str | None:
+    """`expr` as the body of f when its free names, as many as f's parameters, stand for them in order of first
+    use (a hint that writes `2*n+1` or `output = 2*input + 1` for `def f(x)`)."""
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id not in names and node.id not in _BUILTIN_NAMES:
+            names.append(node.id)
+    params = [a.arg for a in f.args.posonlyargs + f.args.args]
+    if not names or len(names) != len(params):
+        return None
+    binds = "".join(f"    {n} = {p}\n" for n, p in zip(names, params) if n != p)
+    return f"def f({', '.join(params)}):\n{binds}    return {expr}"

@@ -47,30 +47,49 @@ TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty sev
 SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6}
 
 
+PRONOUN_ONE = {"no", "any", "every", "some", "each", "which", "the", "this", "that", "another"}  # "no one" is no 1
+
+
 def stated_numbers(problem: str) -> list[int | float]:
     """Every number a problem states: in digits (`1,200`, `3.5`, `-4`) and in words (`seven`, `twenty-one`,
-    `three hundred`, `a dozen`)."""
+    `three hundred and five`, `a hundred`, `a dozen`). Punctuation ends a number: `one, two or three` is 1, 2, 3."""
     out: list[int | float] = []
     for m in re.finditer(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?", problem):
         try:
             out.append(parsing.number(m.group(0).replace(",", "")))
         except ParseError:
             continue
-    words = re.findall(r"[a-z]+", problem.lower())
-    value, current = None, 0
-    for w in words + [""]:
-        if w in UNITS or w in TENS:
-            current += UNITS.get(w, 0) + TENS.get(w, 0)
-            value = (value or 0)
-        elif w in SCALES and value is not None:
-            value += max(current, 1) * SCALES[w]
-            current = 0
+    total = current = None  # the number being read: total of finished thousands, current below a thousand
+    last = ""  # the kind of the previous number word: unit, teen, tens, hundred
+    tokens = re.findall(r"[a-z]+|[^\sa-z-]", problem.lower()) + ["."]
+    for i, w in enumerate(tokens):
+        prev = tokens[i - 1] if i else ""
+        if w in UNITS and not (w == "one" and prev in PRONOUN_ONE):
+            kind = "teen" if UNITS[w] >= 10 else "unit"
+            if current is not None and (last in ("unit", "teen") or (last == "tens" and kind == "teen")):
+                out.append((total or 0) + current)  # "two three": two numbers
+                total = current = None
+            current = (current or 0) + UNITS[w]
+            last = kind
+        elif w in TENS:
+            if current is not None and last in ("unit", "teen", "tens"):
+                out.append((total or 0) + current)
+                total = current = None
+            current, last = (current or 0) + TENS[w], "tens"
+        elif w == "hundred" and (current is not None or prev == "a"):
+            current, last = (current or 1) * 100, "hundred"
+        elif w in ("thousand", "million") and (current is not None or prev == "a"):
+            total, current, last = (total or 0) + (current or 1) * SCALES[w], None, "scale"
+        elif w == "and" and last in ("hundred", "scale") and i + 1 < len(tokens) \
+                and (tokens[i + 1] in UNITS or tokens[i + 1] in TENS):
+            continue  # "three hundred and five"
         else:
-            if value is not None:
-                out.append(value + current)
-            value, current = None, 0
-        if w == "dozen":
-            out.append(12)
+            if current is not None or total is not None:
+                out.append((total or 0) + (current or 0))
+            total = current = None
+            last = ""
+            if w == "dozen":
+                out.append(12)
     return out
 
 
@@ -87,8 +106,9 @@ def perturbed_programs(program: str, problem: str, limit: int = 4) -> list[str] 
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     stated = stated_numbers(problem)
+    negated = {id(n.operand) for n in ast.walk(tree) if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub)}
     nodes = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and type(n.value) in (int, float)
-             and any(parsing.numbers_equal(n.value, x) for x in stated if type(x) in (int, float))]
+             and any(parsing.numbers_equal(-n.value if id(n) in negated else n.value, x) for x in stated)]
     if not nodes:
         return None
     out = []
