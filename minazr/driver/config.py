@@ -167,12 +167,14 @@ class ExecutorConfig:
                                  "non-deterministic. Catches outputs that depend on the seed only sometimes. 0: off.",
                               min=0, max=2)
     probe_timeout_s: Float = param(0.25, "Wall-clock limit for one probe run of a proposal (its probe inputs, its "
-                                        "runs beside the references, the follow-up checks); the gold run keeps "
-                                        "timeout_s.", min=0.05, max=600.0)
-    validation_budget_s: Float = param(2.0, "Server-seconds all probe runs of one proposal may take together (CPU "
-                                            "seconds of each run, a timed-out run at its full timeout); a "
-                                            "proposal that needs more is invalid ('validation budget spent').",
-                                       min=0.1, max=3600.0)
+                                         "runs beside the references); a slower probe is only unanswered. Gold runs "
+                                         "and follow-up checks get min(timeout_s, validation_budget_s / 2).",
+                                   min=0.05, max=600.0)
+    validation_budget_s: Float = param(2.0, "Server-seconds every run made to validate one proposal may take "
+                                            "together (gold runs, confirmations, probes, follow-ups: CPU seconds of "
+                                            "each run, a timed-out run at its full timeout); past it the proposal's "
+                                            "remaining runs are not made and it is invalid ('validation budget "
+                                            "spent').", min=0.1, max=3600.0)
     grace_s: Float = param(2.0, "Seconds a sandbox server may take beyond a program's timeout to answer; a later "
                                 "server is retired and replaced, and its job fails as a sandbox failure.",
                            min=0.1, max=60.0)
