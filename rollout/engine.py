@@ -12,10 +12,9 @@ import os
 import time
 
 from minazr.contracts.dtypes import engine_dtype
-from minazr.contracts.policy import Completion, Generation, Sampling
+from minazr.contracts.policy import PROMPT_TOO_LONG, Completion, Generation, Sampling
 
 EXTENSION = "rollout.weight_extension.WeightReceiver"
-TOO_LONG = "prompt_too_long"  # finish reason of a request whose prompt alone fills the context
 
 
 def cpu_binding(worker_index: int, cores_per_worker: int, num_workers: int) -> str:
@@ -96,7 +95,7 @@ class RolloutEngine:
     def _refused(self, prompt_ids: list[int], n: int) -> Generation:
         """A request whose prompt cannot fit the context: n empty completions that say so (that sample's failure,
         never the batch's)."""
-        return Generation(prompt_ids, [Completion("", [], [], TOO_LONG) for _ in range(n)], self.version)
+        return Generation(prompt_ids, [Completion("", [], [], PROMPT_TOO_LONG) for _ in range(n)], self.version)
 
     def advance(self, adds: list[tuple[str, str, int, int | None, Sampling]], steps: int) -> list[tuple]:
         """Streaming: add requests (key, prompt, n, seed, sampling) to the running batch, run up to `steps` engine

@@ -256,7 +256,7 @@ def test_a_proposal_that_spins_on_every_other_input_is_stopped_by_its_validation
     limits = Limits(probe_timeout_s=0.5, budget_s=1.0)
     samples, _, res = play(executor, proposal(SPIN, "5"), buffers=with_reference(), limits=limits)
     farmed(samples)
-    assert samples[0].outcome == "invalid: validation budget spent (probe runs past 1 server-s)"
+    assert samples[0].outcome == "invalid: validation budget spent (runs past 1 server-s)"
 
 
 def test_the_budget_stops_a_group_and_lets_the_others_run(executor):

@@ -188,7 +188,7 @@ def test_default_config_gives_the_tiny_model_something_to_learn(ray_local, execu
         # a prompt that cannot fit the context is that request's failure, never the pool's (issue: a short valid
         # proposal with a huge output stopped the run): batch and streaming paths, beside a request that fits
         from minazr.contracts.policy import GenRequest, Sampling
-        from rollout.engine import TOO_LONG
+        from minazr.contracts.policy import PROMPT_TOO_LONG as TOO_LONG
 
         huge, fine = GenRequest("word " * (cfg.rollout.max_model_len + 10), 2, 1), GenRequest("Say hi.", 1, 2)
         sampling = Sampling(temperature=1.0, max_tokens=8)

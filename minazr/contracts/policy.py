@@ -21,6 +21,9 @@ def root_cause(error: Exception) -> str:
     return (causes[-1] if causes else lines[0] if lines else type(error).__name__)[:300]
 
 
+PROMPT_TOO_LONG = "prompt_too_long"  # finish reason of a request whose prompt alone fills the context (refused)
+
+
 @dataclass(frozen=True)
 class Sampling:
     temperature: float = 1.0
@@ -44,7 +47,7 @@ class Completion:
     text: str
     token_ids: list[int]
     logprobs: list[float]  # behaviour log-prob of each sampled token, same length as token_ids
-    finish_reason: str = "stop"  # "stop" or "length"
+    finish_reason: str = "stop"  # "stop", "length", or PROMPT_TOO_LONG
 
 
 @dataclass

@@ -41,13 +41,12 @@ from minazr.selfplay.buffer import Buffers
 from minazr.sandbox.executor import ExecResult, Executor, Job, Run
 from minazr.sandbox.literals import input_order_depends_on_seed
 from minazr.selfplay.parsing import ParseError, has_reasoning, reasoning_chars
-from minazr.contracts.policy import GenRequest, Generation, Policy, Sampling, ScoredSample
+from minazr.contracts.policy import PROMPT_TOO_LONG, GenRequest, Generation, Policy, Sampling, ScoredSample
 from minazr.selfplay.rewards import RewardScheme, proposer_reward, solver_reward
 from minazr.contracts.stream import Stream, open_stream
 from minazr.selfplay.tasks import Entry, Invalid, Task
 
 log = logging.getLogger(__name__)
-PROMPT_TOO_LONG = "prompt_too_long"  # rollout/engine.py's finish reason for a prompt that fills the context
 _LOGGED: set = set()  # warnings given once per process: (where, exception type) pairs, "reused seeds"
 
 
@@ -299,18 +298,12 @@ def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, s
     follow_up(proposals, executor, timeout_s, limits, budgets)
     for p in proposals:
         if p.entry is not None and fits is not None:
-            _, too_long = _per_sample("fits", _fits, fits, p.task, p.entry)
-            if too_long:
-                p.entry, p.reason = None, too_long
+            too_long, error = _per_sample("fits", fits, p.task, p.entry)
+            if too_long or error:
+                p.entry, p.reason = None, too_long or error
     if dedup:  # off only for audits that validate unrelated tasks side by side
         mark_duplicates(proposals, known_tasks(buffers, tasks), buffers)
     return [p.entry for p in proposals if p.entry is not None]
-
-
-def _fits(fits, task, entry) -> None:
-    reason = fits(task, entry)
-    if reason:
-        raise Invalid(reason)
 
 
 def _limited(job: Job, group, limits: Limits, timeout_s: float) -> Job:
@@ -324,7 +317,7 @@ def _limited(job: Job, group, limits: Limits, timeout_s: float) -> Job:
 
 
 def _over_budget(limits: Limits) -> str:
-    return f"validation budget spent (probe runs past {limits.budget_s:g} server-s)"
+    return f"validation budget spent (runs past {limits.budget_s:g} server-s)"
 
 
 def follow_up(proposals: list[_Proposal], executor: Executor, timeout_s: float, limits: Limits = Limits(),
@@ -381,8 +374,10 @@ def mark_duplicates(proposals: list[_Proposal], known: set[str], buffers: Buffer
             continue
         key, reason = _per_sample("novelty_key", p.task.novelty_key, p.entry.data)
         refs = {_per_sample("novelty_key", p.task.novelty_key, r)[0] for r in p.context.get("references", ())}
-        others = [e.data for e in (buffers or {}).get(p.task.name, _NO_BUFFER).entries()] + \
-            [q.entry.data for q in accepted if q.task.name == p.task.name]
+        others = []
+        if type(p.task).near_copy is not Task.near_copy:  # only tasks that define near-copies pay for the scan
+            known_entries = buffers[p.task.name].entries() if buffers and p.task.name in buffers else []
+            others = [e.data for e in known_entries] + [q.entry.data for q in accepted if q.task.name == p.task.name]
         if key is None:
             p.entry, p.reason = None, reason
         elif key in known or key in refs:
@@ -392,15 +387,6 @@ def mark_duplicates(proposals: list[_Proposal], known: set[str], buffers: Buffer
         else:
             known.add(key)
             accepted.append(p)
-
-
-class _NoBuffer:
-    @staticmethod
-    def entries() -> list:
-        return []
-
-
-_NO_BUFFER = _NoBuffer()
 
 
 def confirm(todo: list[tuple], results: list[list[ExecResult]], executor: Executor, timeout_s: float,

@@ -21,6 +21,7 @@ from collections import Counter
 
 from minazr.sandbox import literals
 from minazr.sandbox.code_check import check_inputs
+from minazr.selfplay.tasks import probes
 
 # builtins that turn an argument into the answer in one step
 ELEMENTARY_CALLS = frozenset({"len", "str", "int", "float", "bool", "list", "tuple", "set", "sorted", "reversed",
@@ -165,12 +166,9 @@ def value_key(value) -> str:
 
 
 def args_key(args: str) -> str | None:
-    """value_key of a checked argument list's positional values; None when it cannot be read."""
-    try:
-        call = ast.parse(f"f({args})", mode="eval").body
-        return value_key([literals.node_value(a) for a in call.args])
-    except (SyntaxError, ValueError, RecursionError, MemoryError, literals.NotLiteral):
-        return None
+    """value_key of a checked argument list's positional values; None when it cannot be read (or has keywords)."""
+    values = probes._args(args)
+    return None if values is None else value_key(values)
 
 
 def lookup_answers(visible: list[list[str]], hidden: list[list[str]]) -> bool:
@@ -201,14 +199,6 @@ def _parts(v, depth: int = 3) -> list:
     return out
 
 
-def _arity(inputs: str) -> int | None:
-    try:
-        call = ast.parse(f"f({inputs})", mode="eval").body
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    return None if call.keywords else len(call.args)
-
-
 def reveal_candidates(inputs: str, output: str, program: str) -> list[str]:
     """Argument lists (source text) a solver could read off an abduction task's output without reasoning: for a
     one-argument f, the output itself and each element of it (three levels down); for f of n arguments, the first
@@ -217,7 +207,8 @@ def reveal_candidates(inputs: str, output: str, program: str) -> list[str]:
         out = literals.parse(output)
     except literals.NotLiteral:
         return []
-    n = _arity(inputs)
+    values_in = probes._args(inputs)
+    n = None if values_in is None else len(values_in)
     values: list[list] = []
     if n == 1:
         values.append([out])
