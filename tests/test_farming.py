@@ -28,7 +28,8 @@ def proposal(program, inputs):
     return "<think>a new task</think>\n" + fence("python", program) + fence("input", inputs)
 
 
-def play(executor, text, names=("deduction",), buffers=None, fits=None, limits=None, timeout_s=5.0, **overrides):
+def play(executor, text, names=("deduction",), buffers=None, fits=None, limits=None, timeout_s=5.0, scheme=AZR,
+         answer="<think>no idea</think><answer>0</answer>", **overrides):
     """One step in which every proposer prompt of the first task gets `text`; the proposals' samples."""
     cfg = SelfPlayConfig(tasks=list(names), **{"propose_per_task": 1, "n_mc": 2, "solve_per_task": 0,
                                                "k_references": 2, **overrides})
@@ -40,9 +41,9 @@ def play(executor, text, names=("deduction",), buffers=None, fits=None, limits=N
     def script(prompt, n):
         if prompt.startswith("## Task: create") or prompt.startswith("## Task: write"):
             return [text] * n
-        return ["<think>no idea</think><answer>0</answer>"] * n
+        return [answer(prompt) if callable(answer) else answer for _ in range(n)]
 
-    res = selfplay_step(ScriptedPolicy(script), buffers, tasks, executor, cfg, AZR, lambda t: t, random.Random(0),
+    res = selfplay_step(ScriptedPolicy(script), buffers, tasks, executor, cfg, scheme, lambda t: t, random.Random(0),
                         step=1, timeout_s=timeout_s, limits=limits, fits=fits)
     return [s for s in res.samples if s.role == "propose" and s.task == names[-1]], buffers, res
 

@@ -234,7 +234,8 @@ def test_hostile_completions_are_invalid_proposals_not_crashes(executor):
                         RewardScheme.from_config(RewardsConfig()), Renderer("r1"), random.Random(0), step=1)
     proposals = [s for s in res.samples if s.role == "propose"]
     assert len(proposals) == 2 * len(HOSTILE["deduction"])  # n_propose completions for each task
-    assert all(s.reward == -1.0 and s.outcome.startswith("invalid") for s in proposals), \
+    # the identity program with a hostile input is also the shown seed reference, rejected: a copy, at -1 too
+    assert all(s.reward == -1.0 and s.outcome.startswith(("invalid", "duplicate")) for s in proposals), \
         [(s.reward, s.outcome, s.completion[:60]) for s in proposals if s.reward != -1.0]
     assert all(s.outcome.startswith("unparseable") for s in res.samples if s.role == "solve")
 

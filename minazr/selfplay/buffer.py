@@ -6,7 +6,9 @@
 - grows with every valid proposal; a task already present (same normalized-AST hash) is not added twice;
 - capped by evicting the oldest entry (AZR's reference implementation drops the newest instead, which freezes the
   buffer once full);
-- references are sampled uniformly without replacement;
+- references are sampled uniformly without replacement; solver prompts uniformly too, or by a curriculum
+  (`draw`): least-drawn first, newest first among equals, and entries the solver has mastered (its last group of
+  answers all correct) or given up on (all wrong, twice drawn) only when nothing else is left;
 - saved and loaded as JSONL, one file per task type, for checkpoints.
 """
 
@@ -65,14 +67,20 @@ class TaskBuffer:
         items = [e for e in self.eligible() if e.key not in exclude]
         return rng.sample(items, min(k, len(items)))
 
+    def draw(self, k: int, rng: random.Random, exclude: frozenset[str] | set[str] = frozenset()) -> list[Entry]:
+        """k eligible entries for the solver by the curriculum (see the module docstring); ties broken at random."""
+        items = [e for e in self.eligible() if e.key not in exclude]
+        order = {e.key: rng.random() for e in items}
+        return sorted(items, key=lambda e: (settled(e), e.stats.get("draws", 0), -e.step, order[e.key]))[:k]
+
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         with tmp.open("w") as fh:
             for e in self._entries.values():
-                fh.write(json.dumps({"task": e.task, "key": e.key, "step": e.step, "seed": e.seed, "data": e.data})
-                         + "\n")
+                fh.write(json.dumps({"task": e.task, "key": e.key, "step": e.step, "seed": e.seed, "data": e.data,
+                                     "stats": e.stats}) + "\n")
         tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
 
     def load(self, path: str | Path) -> None:
@@ -84,10 +92,28 @@ class TaskBuffer:
                 try:
                     row = json.loads(line)
                     entry = Entry(row["task"], row["data"], row["key"], int(row.get("step", 0)),
-                                  bool(row.get("seed", False)))
+                                  bool(row.get("seed", False)), dict(row.get("stats") or {}))
                 except (ValueError, KeyError, TypeError) as e:
                     raise ValueError(f"{path}:{n}: not a buffer entry ({e})") from None
                 self.add(entry)
+
+
+def settled(entry: Entry) -> bool:
+    """Has the solver nothing left to learn from this entry for now: its last group of answers all correct, or all
+    wrong on a second draw or later? (Such a group is flat: no advantage under a per-prompt baseline.)"""
+    last = entry.stats.get("last_rate")
+    return last == 1.0 or (last == 0.0 and entry.stats.get("draws", 0) >= 2)
+
+
+def record_group(entry: Entry, correct: list[bool]) -> None:
+    """Count one group of solver answers to `entry` (its Monte-Carlo solves or a solver prompt's answers)."""
+    if not correct:
+        return
+    s = entry.stats
+    s["draws"] = s.get("draws", 0) + 1
+    s["answers"] = s.get("answers", 0) + len(correct)
+    s["correct"] = s.get("correct", 0) + sum(correct)
+    s["last_rate"] = sum(correct) / len(correct)
 
 
 class Buffers(dict):

@@ -42,8 +42,14 @@ def f(...):
 f(...)
 ```
 
-### Functions that already exist (write one that works differently and is harder)
+### {heading}
 {references}"""
+
+REFERENCE_HEADINGS = {
+    "program": "Functions that already exist (write one that works differently and is harder)",
+    "calls": "Functions that already exist, each shown by one call and what it returns (write one that works "
+             "differently and is harder)",
+}
 
 PROPOSE_PURPOSE = {
     "deduction": ". Another model will be shown the function and the input and must predict the output, so working "
@@ -175,6 +181,11 @@ FORMAT_EXAMPLES = {
 def code_reference(entry_data: dict) -> str:
     """A buffer entry as the proposer prompt shows it: the function, then its call, with the output as a comment."""
     return f"```python\n{entry_data['program']}\n\nf({entry_data['inputs']})  # returns {entry_data['output']}\n```"
+
+
+def code_call(entry_data: dict) -> str:
+    """A buffer entry shown without its code (selfplay.reference_style: calls): only what it does on its input."""
+    return f"- f({entry_data['inputs']}) returns {entry_data['output']}"
 
 
 def math_reference(entry_data: dict) -> str:

@@ -1,12 +1,19 @@
-"""Rewards: small pure functions over outcomes, with AZR's scheme and the seed's as presets.
+"""Rewards: small pure functions over outcomes, with AZR's scheme, a ranked ladder and the seed's as presets.
 
 Solver: `correct` / `wrong` (well-formed but wrong) / `unparseable`.
-Proposer: an invalid proposal gets `propose_invalid`, a copy or near-copy of a known task `propose_duplicate`
-    (by default the same as `propose_invalid`: a copy is never worth more than an honest broken proposal, or
-    copying becomes the safe strategy; AZR's code has no duplicate check at all); a valid new one gets AZR's
-    learnability,
-    r = 1 - mean solve rate over n Monte-Carlo solves, when 0 < rate < 1, else `propose_extreme`,
-or a flat `propose_flat` when set (the seed trusted any proposal that parsed).
+Proposer, from the bottom up:
+    `propose_invalid`    nothing usable: no program or input could be read;
+    `propose_duplicate`  a copy or near-copy of a known task, or a broken proposal that resembles a reference its
+                         prompt showed (by default the invalid reward: a copy is never worth more than an honest
+                         broken proposal, or copying becomes the safe strategy; AZR's code has no duplicate check);
+    `propose_failed`     well-formed, but the sandbox rejected it: an error, a trivial task, a giveaway, too long;
+    `propose_extreme`    a valid new task the Monte-Carlo solver always or never solved (nothing to learn from it);
+    learnability         a valid new task solved sometimes: r = 1 - mean solve rate over n solves (AZR), in (0, 1).
+or a flat `propose_flat` for every valid proposal when set (the seed trusted any proposal that parsed).
+
+Presets: "azr" (the paper: extremes 0, every failure -1), "azr_code" (AZR's released code: extremes -0.5),
+"ladder" (every rung above the one below it, so a group of proposals almost never ties: experiment 2's proposer
+groups were flat 56 times in 64, copies and failures both at -1), "seed" (+10 / -10).
 """
 
 from dataclasses import dataclass, fields
@@ -14,13 +21,16 @@ from dataclasses import dataclass, fields
 PRESETS = {
     # AZR paper: extremes (always or never solved) are worth 0.
     "azr": dict(solve_correct=1.0, solve_wrong=-0.5, solve_unparseable=-1.0, propose_invalid=-1.0,
-                propose_extreme=0.0, propose_flat=None, propose_duplicate=-1.0),
+                propose_extreme=0.0, propose_flat=None, propose_duplicate=-1.0, propose_failed=-1.0),
     # AZR's released code: valid tasks with solve rate 0 or 1 are worth -0.5.
     "azr_code": dict(solve_correct=1.0, solve_wrong=-0.5, solve_unparseable=-1.0, propose_invalid=-1.0,
-                     propose_extreme=-0.5, propose_flat=None, propose_duplicate=-1.0),
+                     propose_extreme=-0.5, propose_flat=None, propose_duplicate=-1.0, propose_failed=-1.0),
+    # Ranked: learnable new > unlearnable new > rejected by the sandbox > copies and unreadable text.
+    "ladder": dict(solve_correct=1.0, solve_wrong=-0.5, solve_unparseable=-1.0, propose_invalid=-1.0,
+                   propose_extreme=-0.25, propose_flat=None, propose_duplicate=-1.0, propose_failed=-0.5),
     # The seed project: +10 / -10, and +10 for any valid proposal.
     "seed": dict(solve_correct=10.0, solve_wrong=-10.0, solve_unparseable=-10.0, propose_invalid=-10.0,
-                 propose_extreme=0.0, propose_flat=10.0, propose_duplicate=-10.0),
+                 propose_extreme=0.0, propose_flat=10.0, propose_duplicate=-10.0, propose_failed=-10.0),
 }
 
 
@@ -33,6 +43,7 @@ class RewardScheme:
     propose_extreme: float
     propose_flat: float | None
     propose_duplicate: float = -1.0
+    propose_failed: float = -1.0
 
     @classmethod
     def from_config(cls, cfg) -> "RewardScheme":
@@ -57,9 +68,11 @@ def learnability(solve_rate: float, extreme: float) -> float:
     return 1.0 - solve_rate if 0.0 < solve_rate < 1.0 else extreme
 
 
-def proposer_reward(valid: bool, solve_rate: float | None, scheme: RewardScheme) -> float:
+def proposer_reward(valid: bool, solve_rate: float | None, scheme: RewardScheme, well_formed: bool = False) -> float:
+    """`well_formed`: an invalid proposal that parsed (a program and its input were read) and was rejected by
+    validation, as opposed to text nothing could be read from."""
     if not valid:
-        return scheme.propose_invalid
+        return scheme.propose_failed if well_formed else scheme.propose_invalid
     if scheme.propose_flat is not None:
         return scheme.propose_flat
     if solve_rate is None:

@@ -36,8 +36,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from minazr.selfplay.advantages import ESTIMATORS, token_weights
-from minazr.selfplay.buffer import Buffers
+from minazr.selfplay.advantages import ESTIMATORS, RunningBaseline, token_weights
+from minazr.selfplay.buffer import Buffers, record_group
 from minazr.sandbox.executor import ExecResult, Executor, Job, Run
 from minazr.sandbox.literals import input_order_depends_on_seed
 from minazr.selfplay.parsing import ParseError, has_reasoning, reasoning_chars
@@ -70,6 +70,7 @@ class _Proposal:
     infra: bool = False  # the sandbox failed, not the model: not trained on
     unstable: bool = False  # some Monte-Carlo answer got no verdict: no learnability reward
     duplicate: bool = False  # a valid task that is a copy: duplicate penalty, kept out of the buffer
+    verbatim: bool = False  # ... the same program (normalised) as a reference its own prompt showed
 
 
 @dataclass
@@ -99,7 +100,8 @@ class _Ids:
 def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], executor: Executor, cfg,
                   scheme: RewardScheme, render, rng: random.Random, step: int, timeout_s: float = 5.0,
                   estimator: str = "trr++", weighting: str = "token", on_phase=None, confirm_runs: int = 2,
-                  stream: Stream | None = None, limits: "Limits | None" = None, fits=None) -> StepResult:
+                  stream: Stream | None = None, limits: "Limits | None" = None, fits=None,
+                  baseline: RunningBaseline | None = None) -> StepResult:
     sampling = Sampling(cfg.temperature, cfg.top_p, cfg.max_tokens)
     solve_sampling = replace(sampling, max_tokens=cfg.solve_max_tokens or cfg.max_tokens)
     (on_phase or (lambda name: None))("rollout")
@@ -149,18 +151,22 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
     timings["time/rollout"] = time.perf_counter() - t_start
     proposals, mc, solves = (sorted(x, key=lambda r: r.sample.prompt_id) for x in (proposals, mc, solves))
     retracted = retract_flawed(proposals, mc + solves, buffers)
+    record_groups(mc + solves)
 
     scored_mc = [s for s in mc if not (s.infra or s.no_verdict)]
     trained = (mc if cfg.train_on_mc else []) + solves  # solver samples trained on
     _assign_rewards(proposals, scored_mc, trained, scheme)
     samples = [p.sample for p in proposals if not p.infra] \
         + [s.sample for s in trained if not (s.infra or s.no_verdict)]
+    state = {"baseline": baseline} if estimator == "prompt+running" else {}
     advantages = ESTIMATORS[estimator]([s.reward for s in samples], [s.prompt_id for s in samples],
-                                       [(s.task, s.role) for s in samples])
+                                       [(s.task, s.role) for s in samples], **state)
     weights = token_weights([len(s.completion_token_ids) for s in samples], weighting)
     for s, a, w in zip(samples, advantages, weights):
         s.advantage, s.token_weight = a, w
     metrics = step_metrics(proposals, trained, buffers, added, mc + solves) | dict(timings)
+    metrics |= group_metrics([p.sample for p in proposals if not p.infra],
+                             [s for s in trained if not (s.infra or s.no_verdict)])
     refused = sum(x.sample.finish_reason == PROMPT_TOO_LONG for x in proposals + mc + solves)
     metrics["sandbox_failures"] = sum(x.infra for x in proposals + mc + solves) - refused
     metrics["gen/prompt_too_long"] = refused
@@ -215,12 +221,15 @@ class _Rollout:
 
 def solver_entries(buffers: Buffers, tasks: dict[str, Task], cfg, rng, fresh: list) -> list[tuple[Task, Entry]]:
     """solve_per_task entries per task: this step's new tasks first (`fresh`, when fresh_solves and their
-    Monte-Carlo solves are not trained on already), then tasks sampled from the buffer, never one of `fresh`."""
+    Monte-Carlo solves are not trained on already), then tasks drawn from the buffer (uniformly, or by the
+    curriculum: TaskBuffer.draw), never one of `fresh`."""
     out = []
     for task in tasks.values():
         mine = [e for t, e in fresh if t.name == task.name]
         mine = rng.sample(mine, min(len(mine), cfg.solve_per_task))
-        older = buffers[task.name].sample(cfg.solve_per_task - len(mine), rng, {e.key for _, e in fresh})
+        draw = buffers[task.name].draw if getattr(cfg, "solver_draw", "uniform") == "curriculum" \
+            else buffers[task.name].sample
+        older = draw(cfg.solve_per_task - len(mine), rng, {e.key for _, e in fresh})
         out += [(task, e) for e in mine + older]
     return out
 
@@ -294,6 +303,7 @@ def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, s
         p.entry, p.reason = _per_sample("make_entry", p.task.make_entry, p.fields, res, step)
         if p.entry is not None and _per_sample("copies_a_reference", p.task.copies_a_reference, p.fields,
                                                p.context, same)[0]:
+            p.verbatim = _verbatim(p)
             p.entry, p.reason, p.duplicate = None, "duplicate: behaves like a reference", True
     follow_up(proposals, executor, timeout_s, limits, budgets)
     for p in proposals:
@@ -304,6 +314,13 @@ def validate(proposals: list[_Proposal], executor: Executor, timeout_s: float, s
     if dedup:  # off only for audits that validate unrelated tasks side by side
         mark_duplicates(proposals, known_tasks(buffers, tasks), buffers)
     return [p.entry for p in proposals if p.entry is not None]
+
+
+def _verbatim(p: _Proposal) -> bool:
+    """Is a proposal's task (its entry) the same as a reference its prompt showed, by novelty key?"""
+    key = _per_sample("novelty_key", p.task.novelty_key, p.entry.data)[0]
+    return key is not None and key in {_per_sample("novelty_key", p.task.novelty_key, r)[0]
+                                       for r in p.context.get("references", ())}
 
 
 def _limited(job: Job, group, limits: Limits, timeout_s: float) -> Job:
@@ -382,6 +399,7 @@ def mark_duplicates(proposals: list[_Proposal], known: set[str], buffers: Buffer
             p.entry, p.reason = None, reason
         elif key in known or key in refs:
             p.entry, p.reason, p.duplicate = None, "duplicate: same program as a known task", True
+            p.verbatim = key in refs
         elif any(_per_sample("near_copy", p.task.near_copy, p.entry.data, o)[0] for o in others):
             p.entry, p.reason, p.duplicate = None, "duplicate: a near-copy of a known task", True
         else:
@@ -455,6 +473,17 @@ def retract_flawed(proposals: list[_Proposal], solves: list[_Solve], buffers: Bu
     return len(flawed)
 
 
+def record_groups(answers: list[_Solve]) -> None:
+    """Count each prompt's group of answers (Monte-Carlo and buffer solves) in its entry's stats, for the solver
+    curriculum; answers without a verdict (sandbox failure, a program that disagreed with itself) do not count."""
+    groups: dict[int, list[_Solve]] = {}
+    for s in answers:
+        if not (s.infra or s.no_verdict):
+            groups.setdefault(s.sample.prompt_id, []).append(s)
+    for group in groups.values():
+        record_group(group[0].entry, [s.correct for s in group])
+
+
 def _assign_rewards(proposals, mc, solves, scheme: RewardScheme) -> None:
     rates: dict[int, list[bool]] = {}
     for s in mc:
@@ -463,8 +492,12 @@ def _assign_rewards(proposals, mc, solves, scheme: RewardScheme) -> None:
         if p.entry is not None:
             outcomes = rates.get(id(p.entry), [])
             p.solve_rate = sum(outcomes) / len(outcomes) if outcomes else 0.0
-        p.sample.reward = proposer_reward(p.entry is not None, p.solve_rate, scheme)
+        well_formed = p.fields is not None
+        p.sample.reward = proposer_reward(p.entry is not None, p.solve_rate, scheme, well_formed)
         p.sample.outcome = "valid" if p.entry is not None else f"invalid: {p.reason}"
+        if p.entry is None and well_formed and not p.duplicate \
+                and _per_sample("resembles_reference", p.task.resembles_reference, p.fields, p.context)[0]:
+            p.duplicate, p.reason = True, f"duplicate: an edited reference, rejected ({p.reason})"
         if p.duplicate:
             p.sample.reward, p.sample.outcome = scheme.propose_duplicate, p.reason
         if p.unstable:
@@ -494,6 +527,7 @@ def step_metrics(proposals: list[_Proposal], solves: list[_Solve], buffers: Buff
             m[f"propose/n/{name}"] = len(props)
             m[f"propose/valid_rate/{name}"] = len(valid) / len(props)
             m[f"propose/copy_rate/{name}"] = copies / max(1, len(valid) + copies)
+            m[f"propose/verbatim_copy_rate/{name}"] = sum(p.verbatim for p in props) / max(1, len(valid) + copies)
             m[f"propose/trivial_rate/{name}"] = _mean(_trivial(p.reason) for p in props)
             m[f"propose/truncated/{name}"] = _mean(p.sample.finish_reason == "length" for p in props)
             m[f"reward/propose/{name}"] = _mean(p.sample.reward for p in props)
@@ -504,11 +538,18 @@ def step_metrics(proposals: list[_Proposal], solves: list[_Solve], buffers: Buff
         if valid:
             m[f"propose/learnable/{name}"] = _mean(0 < p.solve_rate < 1 for p in valid)
             m[f"propose/solve_rate/{name}"] = _mean(p.solve_rate for p in valid)
+            rates = [p.solve_rate for p in valid if not p.unstable]
+            m[f"propose/new_learnable/{name}"] = sum(0 < r < 1 for r in rates)
+            m[f"propose/new_solved_all/{name}"] = sum(r == 1 for r in rates)
+            m[f"propose/new_solved_none/{name}"] = sum(r == 0 for r in rates)
         every = [s for s in completions if s.task.name == name]
         if every:
             opened = every[0].task.settings.get("think_opened", False)
             m[f"solve/think_rate/{name}"] = _mean(has_reasoning(s.sample.completion, opened) for s in every)
-            m[f"length/think_chars/{name}"] = _mean(reasoning_chars(s.sample.completion, opened) for s in every)
+            chars = sorted(reasoning_chars(s.sample.completion, opened) for s in every)
+            m[f"length/think_chars/{name}"] = _mean(chars)
+            for q in (10, 50, 90):
+                m[f"length/think_chars_p{q}/{name}"] = float(chars[min(len(chars) - 1, len(chars) * q // 100)])
             m[f"solve/truncated/{name}"] = _mean(s.sample.finish_reason == "length" for s in every)
         sols = [s for s in solves if s.task.name == name]
         if sols:
@@ -517,8 +558,40 @@ def step_metrics(proposals: list[_Proposal], solves: list[_Solve], buffers: Buff
             m[f"solve/unparseable/{name}"] = _mean(s.reason is not None for s in sols)
             m[f"reward/solve/{name}"] = _mean(s.sample.reward for s in sols)
             m[f"length/solve/{name}"] = _mean(len(s.sample.completion_token_ids) for s in sols)
+            entries = {s.entry.key: s.entry for s in sols}
+            m[f"solve/distinct_prompts/{name}"] = len(entries)
+            m[f"solve/max_draws/{name}"] = max(e.stats.get("draws", 0) for e in entries.values())
         if name in buffers:
             m[f"buffer/{name}"] = len(buffers[name])
+    return m
+
+
+def group_metrics(proposals: list[ScoredSample], solves: list[_Solve]) -> dict:
+    """Where the gradient goes, per task. groups/flat/<task>/<role>: the share of reward groups with no variance
+    (a proposer group is a task's proposals of the step, TRR++'s group; a solver group is one prompt's answers).
+    adv_mass/solve_always|solve_never/<task>: the share of the solver's positive advantage (times tokens) that
+    went to prompts whose answers were all correct / all wrong: a baseline that pays for memorised prompts
+    shows up in the first."""
+    m: dict[str, float] = {}
+    for name in sorted({p.task for p in proposals}):
+        rewards = {p.reward for p in proposals if p.task == name}
+        m[f"groups/flat/{name}/propose"] = float(len(rewards) == 1)
+    for name in sorted({s.task.name for s in solves}):
+        groups: dict[int, list[_Solve]] = {}
+        for s in solves:
+            if s.task.name == name:
+                groups.setdefault(s.sample.prompt_id, []).append(s)
+        m[f"groups/flat/{name}/solve"] = _mean(len({s.sample.reward for s in g}) == 1 for g in groups.values())
+        mass = {"always": 0.0, "never": 0.0, "all": 0.0}
+        for g in groups.values():
+            kind = "always" if all(s.correct for s in g) else "never" if not any(s.correct for s in g) else None
+            for s in g:
+                positive = max(s.sample.advantage, 0.0) * len(s.sample.completion_token_ids)
+                mass["all"] += positive
+                if kind:
+                    mass[kind] += positive
+        m[f"adv_mass/solve_always/{name}"] = mass["always"] / mass["all"] if mass["all"] else 0.0
+        m[f"adv_mass/solve_never/{name}"] = mass["never"] / mass["all"] if mass["all"] else 0.0
     return m
 
 

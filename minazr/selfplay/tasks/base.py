@@ -6,9 +6,11 @@ Executor work is returned as lists of jobs, so the step can send a whole phase t
 """
 
 import ast
+import difflib
 import functools
 import hashlib
 import random
+import re
 from dataclasses import dataclass, field
 
 from minazr.sandbox import literals
@@ -25,6 +27,9 @@ class Entry:
     key: str
     step: int = 0
     seed: bool = False  # put there by seeding, not proposed by the model: retired once the buffer has enough
+    # how the solver fared on it: draws (answer groups, Monte-Carlo ones included), answers, correct answers, and
+    # the last group's solve rate (None before any); the curriculum draws from these (TaskBuffer.draw)
+    stats: dict = field(default_factory=dict)
 
 
 class Invalid(ValueError):
@@ -67,6 +72,11 @@ class Task:
 
     def near_copy(self, data: dict, other: dict) -> bool:
         """Is a task (its entry data) a near-copy of another task of this type, though their novelty keys differ?"""
+        return False
+
+    def resembles_reference(self, proposal: dict, context: dict) -> bool:
+        """Is a proposal the sandbox rejected a reference of its own prompt, edited? (A broken copy is a copy: it
+        earns the duplicate penalty, not the higher reward of an honest failure.)"""
         return False
 
     def behaviour_jobs(self, proposal: dict, context: dict) -> list[Job]:
@@ -124,6 +134,37 @@ def normalized_program(code: str) -> str:
 
 
 def _normalized_program(code: str) -> str:
+    return ast.dump(_renamed(code), annotate_fields=False)
+
+
+RESEMBLES = 0.8  # token similarity (difflib ratio) at which a rejected proposal counts as an edited reference
+MIN_TOKENS = 8  # bodies shorter than this resemble only their exact copies
+
+
+def resemblance(a: str, b: str) -> float:
+    """How alike two programs are, 0..1: difflib's ratio over their tokens after docstrings are dropped and bound
+    names renamed in order (so a renamed copy scores 1), less the `def f(...):` line that every program has;
+    over the raw text's tokens when one does not parse. Bodies under MIN_TOKENS tokens score 0 unless equal."""
+    ta, tb = _tokens(a), _tokens(b)
+    if min(len(ta), len(tb)) < MIN_TOKENS and ta != tb:  # `return -x` and `return x`: too short to call an edit
+        return 0.0
+    return difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio()
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _tokens(code: str) -> tuple[str, ...]:
+    try:
+        code = ast.unparse(_renamed(code))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        pass
+    body = "\n".join(line for line in code.splitlines() if not _HEADER.match(line))  # every f starts alike
+    return tuple(re.findall(r"\w+|[^\w\s]", body))
+
+
+_HEADER = re.compile(r"\s*def f\(.*\):\s*$")
+
+
+def _renamed(code: str) -> ast.AST:
     tree = ast.parse(code)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
@@ -148,7 +189,7 @@ def _normalized_program(code: str) -> str:
             node.id = bound[node.id]
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in bound:
             node.name = bound[node.name]
-    return ast.dump(tree, annotate_fields=False)
+    return tree
 
 
 def normalized_literals(args: str) -> str:

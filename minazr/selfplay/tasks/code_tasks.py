@@ -22,7 +22,8 @@ from minazr.sandbox.executor import Check, Equal, ExecResult, Job, Run
 from minazr.sandbox.code_check import check_inputs
 from minazr.selfplay.parsing import ParseError
 from minazr.selfplay.tasks import giveaways, probes, register
-from minazr.selfplay.tasks.base import Entry, Invalid, Task, digest, normalized_literals, normalized_program, short_reason
+from minazr.selfplay.tasks.base import (RESEMBLES, Entry, Invalid, Task, digest, normalized_literals, normalized_program,
+                                      resemblance, short_reason)
 
 IDENTITY = "def f(a):\n    return a"
 PROGRAM_TASKS = ("deduction", "abduction")  # whose programs induction writes inputs for
@@ -80,9 +81,13 @@ class _ProgramInputTask(Task):
         return {"references": [e.data for e in refs]}
 
     def propose_prompt(self, context: dict) -> str:
-        refs = "\n\n".join(prompts.code_reference(d) for d in context["references"]) or "(none yet)"
+        style = self.settings.get("reference_style", "program")
+        if style == "calls":
+            refs = "\n".join(prompts.code_call(d) for d in context["references"]) or "(none yet)"
+        else:
+            refs = "\n\n".join(prompts.code_reference(d) for d in context["references"]) or "(none yet)"
         return prompts.PROPOSE_PROGRAM.format(purpose=prompts.PROPOSE_PURPOSE[self.name], rules=prompts.CODE_RULES,
-                                              references=refs)
+                                              heading=prompts.REFERENCE_HEADINGS[style], references=refs)
 
     def parse_proposal(self, text: str, context: dict) -> dict:
         text = parsing.after_thinking(text)
@@ -136,6 +141,10 @@ class _ProgramInputTask(Task):
 
     def novelty_key(self, data: dict) -> str:
         return "program:" + normalized_program(data["program"])
+
+    def resembles_reference(self, proposal: dict, context: dict) -> bool:
+        return any(resemblance(proposal["program"], ref["program"]) >= RESEMBLES
+                   for ref in context.get("references", ()))
 
     def _compared_inputs(self, proposal: dict, ref: dict) -> list[str]:
         """The reference's input and probe inputs, the proposal's probe inputs, then the proposal's own input."""

@@ -12,6 +12,7 @@ must use one of the problem's numbers, and changing those numbers in f must chan
 """
 
 import ast
+import difflib
 import random
 import re
 
@@ -20,7 +21,7 @@ from minazr.selfplay import parsing, prompts
 from minazr.sandbox.executor import ExecResult, Job, Run
 from minazr.selfplay.parsing import ParseError
 from minazr.selfplay.tasks import register
-from minazr.selfplay.tasks.base import Entry, Invalid, Task, digest, short_reason
+from minazr.selfplay.tasks.base import RESEMBLES, Entry, Invalid, Task, digest, short_reason
 
 MAX_PROBLEM_CHARS = 2000
 PLACEHOLDER_PROBLEMS = {t.lower().strip(" .`") for t in prompts.PLACEHOLDER_PROBLEMS}
@@ -135,6 +136,12 @@ class MathTask(Task):
     def propose_prompt(self, context: dict) -> str:
         refs = "\n\n".join(prompts.math_reference(d) for d in context["references"]) or "(none yet)"
         return prompts.PROPOSE_MATH.format(references=refs)
+
+    def resembles_reference(self, proposal: dict, context: dict) -> bool:
+        """A rejected problem whose words are a shown problem's, edited (difflib ratio over words)."""
+        words = _words(proposal["problem"]).split()
+        return any(difflib.SequenceMatcher(None, words, _words(ref["problem"]).split(), autojunk=False).ratio()
+                   >= RESEMBLES for ref in context.get("references", ()))
 
     def parse_proposal(self, text: str, context: dict) -> dict:
         text = parsing.after_thinking(text)
