@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 INSTALL = "python3 -m venv .venv && .venv/bin/pip install -e '.[cpu,test]' && "
 TEST_COMMAND = INSTALL + ".venv/bin/minazr setup && .venv/bin/python -m pytest"
-CHEAP_TRAIN = ["train.steps=1", "eval.every=1", "eval.limit=2", "eval.max_tokens=16",
-               "eval.benchmarks=[gsm8k, cruxeval-i]", "selfplay.tasks=[deduction, math]", *TINY]
+CHEAP_TRAIN = ["train.steps=1", "eval.every=1", "eval.canary_items=2", "eval.max_tokens=16",
+               "eval.canary_benchmarks=[gsm8k, cruxeval-i]", "selfplay.tasks=[deduction, math]", *TINY]
 
 
 @dataclass
@@ -181,11 +181,12 @@ def test_quickstart_then_eval_and_tensorboard(workspace):
     assert "minazr train: done" in res.stdout and "What this run shows:" in res.stdout
     assert "Next:" in res.stdout and ".venv/bin/minazr eval --model" in res.stdout
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [m["step"] for m in metrics] == [0]
-    m = metrics[0]
+    assert [m["step"] for m in metrics] == [-1, 0]  # the canary before training, then the step
+    assert metrics[0]["eval/net_vs_base/gsm8k"] == 0 and (run / "eval" / "baseline" / "gsm8k.jsonl").is_file()
+    m = metrics[1]
     for key in ("solve/accuracy/deduction", "propose/valid_rate/math", "buffer/math", "gen/tokens_per_s",
                 "time/weight_sync", "learner/grad_norm", "version_lag/max", "length/solve/deduction",
-                "eval/gsm8k", "eval/cruxeval-i", "time/eval"):
+                "eval/gsm8k", "eval/cruxeval-i", "eval/net_vs_base/gsm8k", "time/eval"):
         assert key in m, key
     assert m["version"] == 1 and m["time/weight_sync"] > 0
     assert (run / "samples.jsonl").read_text().count('"role"') >= 4

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from minazr.driver.curves import PANELS, last_quarter
+from minazr.driver.curves import PANELS, canary_benchmarks, last_quarter
 from minazr.driver.experiment import (STAMP, _complete, loop_figures, mcnemar_exact, paired_difference, plot_curves,
                                      report_markdown)
 
@@ -110,16 +110,34 @@ def test_report_names_both_models_and_the_difference():
     assert "steps 23-30): copy rate 5.0% (1 copies, 19 valid of 40 proposals), think rate 95.0% (95 of 100" in text
 
 
-def test_plot_writes_a_png_with_every_curve(tmp_path):
-    tasks = ["deduction", "abduction"]
-    keys = {key.format(task=t) for _, series, _ in PANELS for key, _ in series for t in tasks}
-    metrics = [{"step": i, **{k: 0.1 * (i % 10) for k in keys}} for i in range(12)]
-    path = tmp_path / "curves.png"
-    plot_curves(metrics, tasks, path)
+def png_size(path: Path) -> tuple[int, int]:
     head = path.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", head[16:24])
+    return struct.unpack(">II", head[16:24])
+
+
+def test_plot_writes_a_png_with_every_curve(tmp_path):
+    tasks, benches = ["deduction", "abduction"], ["gsm8k", "cruxeval-o"]
+    keys = {key.format(task=t, bench=b) for p in PANELS for key, _ in p.series for t in tasks for b in benches}
+    metrics = [{"step": i, **{k: 0.1 * (i % 10) for k in keys}} for i in range(12)]
+    for m in metrics:  # the canary's benchmarks are found from eval/format_rate/<bench>
+        m.update({f"eval/format_rate/{b}": 1.0 for b in benches})
+    assert canary_benchmarks(metrics) == ["cruxeval-o", "gsm8k"]
+    path = tmp_path / "curves.png"
+    plot_curves(metrics, tasks, path)
+    width, height = png_size(path)
     assert width > 800 and height > 600
+
+
+def test_plot_works_on_metrics_of_older_runs(tmp_path):
+    """An older metrics.jsonl lacks the newer keys (flat groups, verbatim copies, canaries...): their panels stay
+    empty. A canary line before training (step -1) with only eval/ keys is drawn on the canary panels alone."""
+    old = [{"step": i, "solve/accuracy/deduction": 0.1 * i, "propose/valid_rate/deduction": 0.5} for i in range(6)]
+    plot_curves(old, ["deduction"], tmp_path / "old.png")
+    with_canary = [{"step": -1, "eval/gsm8k": 0.1, "eval/format_rate/gsm8k": 1.0, "eval/net_vs_base/gsm8k": 0,
+                    "time/eval": 3.0}, *old, {"step": 6, "eval/canary_stop": 1}]
+    plot_curves(with_canary, ["deduction"], tmp_path / "canary.png")
+    assert png_size(tmp_path / "old.png") == png_size(tmp_path / "canary.png")
 
 
 def test_run_experiment_resumes_training_and_reevaluates_only_new_weights(tmp_path, monkeypatch):
@@ -134,6 +152,8 @@ def test_run_experiment_resumes_training_and_reevaluates_only_new_weights(tmp_pa
         state["trained"].append((state["step"], resume))
         run.mkdir(exist_ok=True)
         with (run / "metrics.jsonl").open("a") as fh:
+            if not resume:  # the canary before training: logged, plotted, not counted as a step
+                fh.write(json.dumps({"step": -1, "eval/gsm8k": 0.1, "eval/format_rate/gsm8k": 1.0}) + "\n")
             for s in range(state["step"], cfg.train.steps):
                 fh.write(json.dumps({"step": s, "time/step": 1.0, "gen/completions": 2, "gen/completion_tokens": 9,
                                      "propose/valid_rate/deduction": 0.5}) + "\n")

@@ -37,7 +37,10 @@ def test_a_run_with_equal_rewards_says_nothing_was_learned_and_why(tmp_path):
     assert "minazr setup --model qwen2.5-coder-0.5b-instruct" in text
     assert "tensorboard" not in text  # no tb/ in this run directory
     (tmp_path / "tb").mkdir()
-    assert f"--logdir {tmp_path}/tb" in explain_run(tmp_path)
+    expected = explain_run(tmp_path)
+    assert f"--logdir {tmp_path}/tb" in expected
+    _write(tmp_path, [{"step": -1, "eval/gsm8k": 0.1, "time/eval": 5.0}, *metrics], samples)
+    assert explain_run(tmp_path) == expected  # the canary before training (step -1) is not a training step
 
 
 def test_a_kl_term_does_not_pass_for_learning(tmp_path):

@@ -194,6 +194,14 @@ class SelfPlayConfig:
     n_solve: Int = param(6, "Completions per solver prompt (the GRPO group size).", min=1)
     k_references: Int = param(3, "Buffer entries shown to a deduction/abduction/math proposer as references "
                                  "(AZR's K).", min=0)
+    reference_style: Literal["program", "calls"] = param(
+        "program", "How deduction/abduction references are shown: 'program' (the function, its call and output, "
+                   "as AZR does) or 'calls' (only `- f(input) returns output`, no code: nothing to paste back; "
+                   "experiment 2's proposer copied a shown program in 94% of its well-formed proposals).")
+    solver_draw: Literal["uniform", "curriculum"] = param(
+        "uniform", "How solver prompts are drawn from a buffer: 'uniform', or 'curriculum': the least-drawn "
+                   "entries first, newest first among them, entries whose last group of answers was all correct "
+                   "(or all wrong after two draws) only when nothing else is left.")
     induction_inputs: Int = param(6, "Distinct inputs an induction proposal needs, every one valid (AZR's N); half "
                                      "of the pairs are shown to the solver, half judge its program.", min=2)
     temperature: Float = param(1.0, "Sampling temperature of every rollout.", min=0.0)
@@ -250,28 +258,40 @@ class BufferConfig:
 
 @dataclass(config=_FORBID)
 class RewardsConfig:
-    preset: Literal["azr", "azr_code", "seed"] = param(
+    preset: Literal["azr", "azr_code", "ladder", "seed"] = param(
         "azr", "Reward scheme: 'azr' (paper), 'azr_code' (AZR's code: -0.5 for never/always solved proposals), "
-               "'seed' (+10/-10, +10 for any valid proposal). Each value below replaces the preset's when set.")
+               "'ladder' (ranked: learnable new 1 - solve rate > unlearnable new -0.25 > rejected by the sandbox "
+               "-0.5 > copies and unreadable text -1), 'seed' (+10/-10, +10 for any valid proposal). Each value "
+               "below replaces the preset's when set.")
     solve_correct: Float | None = param(None, "Solver reward for a correct answer (azr: 1).")
     solve_wrong: Float | None = param(None, "Solver reward for a well-formed wrong answer (azr: -0.5).")
     solve_unparseable: Float | None = param(None, "Solver reward when no answer can be read (azr: -1).")
-    propose_invalid: Float | None = param(None, "Proposer reward for an unparseable or invalid proposal (azr: -1).")
+    propose_invalid: Float | None = param(None, "Proposer reward for a proposal nothing could be read from: no "
+                                                "program or no input (every preset's bottom: azr -1).")
+    propose_failed: Float | None = param(None, "Proposer reward for a well-formed proposal the sandbox rejected: "
+                                               "an error, a trivial or giveaway task, too long (azr: -1, ladder: "
+                                               "-0.5).")
     propose_extreme: Float | None = param(None, "Proposer reward when the Monte-Carlo solve rate is 0 or 1 "
                                                 "(azr: 0, azr_code: -0.5).")
     propose_flat: Float | None = param(None, "If set, every valid proposal gets this instead of learnability "
                                              "(seed: 10).")
     propose_duplicate: Float | None = param(None, "Proposer reward for a valid proposal that copies or nearly "
-                                                  "copies a known task (a reference or any buffer entry): the "
-                                                  "invalid reward in every preset (azr: -1, seed: -10), so that "
-                                                  "copying never pays more than an honest broken proposal.")
+                                                  "copies a known task (a reference or any buffer entry), or a "
+                                                  "rejected proposal that resembles a reference of its prompt: "
+                                                  "the invalid reward in every preset (azr: -1, seed: -10), so "
+                                                  "that copying never pays more than an honest broken proposal.")
 
 
 @dataclass(config=_FORBID)
 class AdvantagesConfig:
-    estimator: Literal["trr++", "grpo", "batch_mean"] = param(
+    estimator: Literal["trr++", "grpo", "batch_mean", "prompt+running"] = param(
         "trr++", "Advantage estimator: 'trr++' (AZR: whiten per task x role), 'grpo' (per prompt group), "
-                 "'batch_mean' (the seed's: reward minus batch mean).")
+                 "'batch_mean' (the seed's: reward minus batch mean), 'prompt+running' (solver answers whitened "
+                 "within their prompt's group, a group whose answers all score the same gets 0 and is not "
+                 "trained on; proposals: reward minus a running mean of their task's proposer rewards, so a "
+                 "step whose proposals all score the same still learns against the past).")
+    running_decay: Float = param(0.95, "'prompt+running': decay of the running proposer baseline per step "
+                                       "(SPIRAL's 0.95: the baseline remembers about 20 steps).", min=0.0, max=1.0)
     weighting: Literal["token", "sequence"] = param(
         "token", "Loss aggregation: 'token' (every token counts the same) or 'sequence' (every sample counts the "
                  "same).")
@@ -282,7 +302,7 @@ class EvalConfig:
     benchmarks: list[Literal["gsm8k", "cruxeval-o", "cruxeval-i", "cruxeval-o-cot", "cruxeval-i-cot", "gsm8k-train",
                              "cruxeval-o-train", "cruxeval-i-train"]] = param(
         ["gsm8k", "cruxeval-o", "cruxeval-i", "gsm8k-train", "cruxeval-o-train", "cruxeval-i-train"],
-        "Benchmarks `minazr eval` runs (and `minazr train` when eval.every > 0). Plain names use standard prompts "
+        "Benchmarks `minazr eval` and `minazr experiment`'s final evaluation run. Plain names use standard prompts "
         "(CRUXEval's harness format, direct answer; GSM8K zero-shot chain of thought); -cot: CRUXEval's "
         "chain-of-thought variant; -train: the training solver prompt (in-format).")
     limit: Int = param(0, "Items per benchmark, from the start of each file; 0 evaluates all (GSM8K 1319, "
@@ -290,8 +310,22 @@ class EvalConfig:
     max_tokens: Int = param(512, "Longest completion per item, in tokens (greedy decoding).", min=1)
     chunk: Int = param(256, "Prompts sent to the rollout workers per generate call (progress is reported per "
                             "chunk; bigger chunks batch better).", min=1)
-    every: Int = param(0, "During `minazr train`, evaluate the current weights every N steps and at the end, "
-                          "logging eval/<benchmark> metrics; 0: never (on CPU also set eval.limit).", min=0)
+    every: Int = param(0, "During `minazr train`, run the canary (eval.canary_benchmarks on the served weights) "
+                          "once before the first step and then every N steps and at the end, logging "
+                          "eval/<benchmark> and eval/net_vs_base/<benchmark>; 0: never.", min=0)
+    canary_benchmarks: list[Literal["gsm8k", "cruxeval-o", "cruxeval-i", "cruxeval-o-cot", "cruxeval-i-cot",
+                                    "gsm8k-train", "cruxeval-o-train", "cruxeval-i-train"]] = param(
+        ["cruxeval-o", "cruxeval-i", "gsm8k"],
+        "Benchmarks of the in-training canary (eval.every); the final evaluation of `minazr experiment` uses "
+        "eval.benchmarks instead.")
+    canary_items: Int = param(0, "Items per canary benchmark: the first N of each file, the same items at every "
+                                 "canary so that they pair item by item with the one before training; 0: "
+                                 "eval.limit (keep it small on a CPU).", min=0)
+    canary_stop_items: Int = param(0, "Stop rule: end the run (checkpoint saved, exit code 0) when on two "
+                                      "consecutive canaries the GSM8K canary has lost at least this many items "
+                                      "net against the canary before training (items it got right then and wrong "
+                                      "now, minus the reverse); needs gsm8k in eval.canary_benchmarks; 0: off.",
+                                min=0)
     data_dir: Str = param("", "Folder with gsm8k_test.jsonl and cruxeval.jsonl; empty uses the copies shipped "
                               "in minazr/data.")
 

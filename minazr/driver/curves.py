@@ -1,66 +1,123 @@
 """Learning curves and end-of-training figures of a run, from its metrics.jsonl and samples.jsonl.
 
-    plot_curves(metrics, ["deduction", "abduction"], Path("learning_curves.png"))   # 12 panels, per task
+    plot_curves(metrics, ["deduction", "abduction"], Path("learning_curves.png"))   # PANELS, per task
     last_quarter(Path("runs/x/samples.jsonl"), think_opened=True)    # copy rate, think rate over the last quarter
 
 The curves answer "did it learn, and what did it learn to do": proposals (valid, copied, new, trivial, learnable),
-rewards of both roles, solver accuracy, whether the solver still reasons (think rate, reasoning length), and whether
-completions fit their budget (truncation, length).
+rewards of both roles, solver accuracy, whether there was anything to learn from (groups with zero reward variance,
+where the solver's advantage mass went, how often the same buffer entries were solved), whether the solver still
+reasons (think rate, reasoning length), whether completions fit their budget (truncation, length), and the canary:
+accuracy on a fixed benchmark slice before training and every eval.every steps, and items gained minus lost.
 """
 
 import json
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 from minazr.selfplay.parsing import has_reasoning
 
-# (title, [(metric key template, line style)], y limits or None); one line per task and key
+
+class Panel(NamedTuple):
+    title: str
+    series: list[tuple[str, str]]  # (metric key template, line style); one line per task (or benchmark) and key
+    ylim: tuple[float, float] | None = None
+    per: str = "task"  # "task": templates take {task}; "bench": {bench}, the canary's benchmarks found in the metrics
+    hline: float | None = None  # a reference line (0 for a difference)
+
+
+# A key missing from the metrics (older runs log fewer) leaves its line out; a panel with no line stays empty.
 PANELS = [
-    ("valid-proposal rate", [("propose/valid_rate/{task}", "-")], (0, 1)),
-    ("copy rate: copies / (valid + copies)", [("propose/copy_rate/{task}", "-")], (0, 1)),
-    ("new tasks added to the buffer per step", [("propose/new_programs/{task}", "-")], None),
-    ("trivial-task rate", [("propose/trivial_rate/{task}", "-")], (0, 1)),
-    ("learnable share of valid proposals (0 < MC solve rate < 1)", [("propose/learnable/{task}", "-")], (0, 1)),
-    ("proposer reward, mean", [("reward/propose/{task}", "-")], (-1, 1)),
-    ("solver reward, mean", [("reward/solve/{task}", "-")], (-1, 1)),
-    ("solver accuracy", [("solve/accuracy/{task}", "-")], (0, 1)),
-    ("think rate: solver answers that reason in <think> first", [("solve/think_rate/{task}", "-")], (0, 1)),
-    ("truncated at max_tokens (solid: solver, dashed: proposer)",
-     [("solve/truncated/{task}", "-"), ("propose/truncated/{task}", "--")], (0, 1)),
-    ("response length, tokens (solid: solver, dashed: proposer)",
-     [("length/solve/{task}", "-"), ("length/propose/{task}", "--")], None),
-    ("reasoning length, characters inside <think>", [("length/think_chars/{task}", "-")], None),
+    # proposals
+    Panel("valid-proposal rate", [("propose/valid_rate/{task}", "-")], (0, 1)),
+    Panel("copy rate: copies / (valid + copies)", [("propose/copy_rate/{task}", "-")], (0, 1)),
+    Panel("verbatim copies of a reference in the prompt (share of well-formed)",
+          [("propose/verbatim_copy_rate/{task}", "-")], (0, 1)),
+    Panel("trivial-task rate", [("propose/trivial_rate/{task}", "-")], (0, 1)),
+    Panel("new tasks added to the buffer per step", [("propose/new_programs/{task}", "-")]),
+    Panel("new tasks by MC solve rate (solid: 0<r<1, dashed: r=1, dotted: r=0)",
+          [("propose/new_learnable/{task}", "-"), ("propose/new_solved_all/{task}", "--"),
+           ("propose/new_solved_none/{task}", ":")]),
+    Panel("learnable share of valid proposals (0 < MC solve rate < 1)", [("propose/learnable/{task}", "-")], (0, 1)),
+    Panel("proposer reward, mean", [("reward/propose/{task}", "-")], (-1, 1)),
+    # solver and the learning signal
+    Panel("solver reward, mean", [("reward/solve/{task}", "-")], (-1, 1)),
+    Panel("solver accuracy", [("solve/accuracy/{task}", "-")], (0, 1)),
+    Panel("reward groups with zero variance (solid: solve, dashed: propose)",
+          [("groups/flat/{task}/solve", "-"), ("groups/flat/{task}/propose", "--")], (0, 1)),
+    Panel("solver's positive advantage share (solid: all-right groups, dashed: all-wrong)",
+          [("adv_mass/solve_always/{task}", "-"), ("adv_mass/solve_never/{task}", "--")], (0, 1)),
+    Panel("buffer entries solved (solid: distinct this step, dashed: most draws of one so far)",
+          [("solve/distinct_prompts/{task}", "-"), ("solve/max_draws/{task}", "--")]),
+    # completions
+    Panel("think rate: solver answers that reason in <think> first", [("solve/think_rate/{task}", "-")], (0, 1)),
+    Panel("truncated at max_tokens (solid: solver, dashed: proposer)",
+          [("solve/truncated/{task}", "-"), ("propose/truncated/{task}", "--")], (0, 1)),
+    Panel("response length, tokens (solid: solver, dashed: proposer)",
+          [("length/solve/{task}", "-"), ("length/propose/{task}", "--")]),
+    Panel("reasoning length, characters inside <think>, mean", [("length/think_chars/{task}", "-")]),
+    Panel("reasoning length, characters inside <think> (solid: p50, dotted: p10, dashed: p90)",
+          [("length/think_chars_p50/{task}", "-"), ("length/think_chars_p10/{task}", ":"),
+           ("length/think_chars_p90/{task}", "--")]),
+    # the canary (eval.every): one line per benchmark, step -1 is before training
+    Panel("canary accuracy (step -1: before training)", [("eval/{bench}", "o-")], (0, 1), per="bench"),
+    Panel("canary: items gained - lost vs before training", [("eval/net_vs_base/{bench}", "o-")], per="bench",
+          hline=0.0),
 ]
+COLUMNS = 4
 
 
 def plot_curves(metrics: list[dict], tasks: list[str], path: Path) -> None:
-    """Every panel of PANELS, one colour per task: faint points per step, a line for the mean of the last 5."""
+    """Every panel of PANELS, one colour per task: faint points per step, a line for the mean of the last 5. Canary
+    panels: one colour per benchmark, a point per canary, unsmoothed (canaries are few, each already an average)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(4, 3, figsize=(16, 15), constrained_layout=True)
-    colours = {task: f"C{i}" for i, task in enumerate(tasks)}
-    for ax, (title, series, ylim) in zip(axes.flat, PANELS):
-        for key, style in series:
-            for task in tasks:
-                pts = [(m["step"], m[key.format(task=task)]) for m in metrics if key.format(task=task) in m]
+    rows = math.ceil(len(PANELS) / COLUMNS)
+    fig, axes = plt.subplots(rows, COLUMNS, figsize=(5.2 * COLUMNS, 3.9 * rows), constrained_layout=True)
+    names = {"task": tasks, "bench": canary_benchmarks(metrics)}
+    for ax, panel in zip(axes.flat, PANELS):
+        colours = {name: f"C{i}" for i, name in enumerate(names[panel.per])}
+        labelled = set()  # one legend entry per colour; the title says which line style is which key
+        for template, style in panel.series:
+            for name in names[panel.per]:
+                key = template.format(**{panel.per: name})
+                pts = [(m["step"], m[key]) for m in metrics if key in m]
                 if not pts:
                     continue
                 xs, ys = zip(*pts)
-                ax.plot(xs, ys, ".", alpha=0.3, color=colours[task])
-                role = key.split("/")[0] if len(series) > 1 else ""
-                ax.plot(xs, _smooth(ys), style, linewidth=2, color=colours[task], label=f"{role} {task}".strip())
-        ax.set_title(title, fontsize=10)
-        if ylim:
-            ax.set_ylim(ylim[0] - 0.03, ylim[1] + 0.03)
+                label = "_nolegend_" if name in labelled else name
+                labelled.add(name)
+                if panel.per == "bench":
+                    ax.plot(xs, ys, style, linewidth=1.5, markersize=4, color=colours[name], label=label)
+                    continue
+                ax.plot(xs, ys, ".", alpha=0.3, color=colours[name])
+                ax.plot(xs, _smooth(ys), style, linewidth=2, color=colours[name], label=label)
+        ax.set_title(panel.title, fontsize=9)
+        if panel.hline is not None:
+            ax.axhline(panel.hline, color="grey", linewidth=0.8)
+        if not labelled:
+            ax.text(0.5, 0.5, "not in these metrics", ha="center", va="center", color="grey",
+                    transform=ax.transAxes)
+        if panel.ylim:
+            ax.set_ylim(panel.ylim[0] - 0.03, panel.ylim[1] + 0.03)
         ax.set_xlabel("step")
-        if ax.lines:
-            ax.legend(fontsize=7)
-    fig.suptitle("per step (points) and mean of the last 5 steps (lines)", fontsize=11)
-    fig.savefig(path, dpi=90)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(PANELS):]:
+        ax.axis("off")
+    fig.suptitle("per step (points) and mean of the last 5 steps (lines); canaries: one point each", fontsize=11)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def canary_benchmarks(metrics: list[dict]) -> list[str]:
+    """The benchmarks the canary logged (every canary logs eval/format_rate/<bench>; other eval/ keys such as
+    eval/canary_stop are not benchmarks)."""
+    prefix = "eval/format_rate/"
+    return sorted({k[len(prefix):] for m in metrics for k in m if k.startswith(prefix)})
 
 
 def last_quarter(samples_path: Path, think_opened: bool) -> dict:

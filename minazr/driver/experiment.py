@@ -158,6 +158,7 @@ def summarize(out_dir: Path, metrics: list[dict], names: list[str], cfg: Config)
     for phase in ("eval_base", "eval_trained"):
         done = [t["seconds"] for t in timings if t["phase"] == phase and t.get("completed", True)]
         seconds[phase] = done[-1] if done else 0.0
+    metrics = [m for m in metrics if m.get("step", 0) >= 0]  # training steps: not the canary before training (-1)
     step_s = [m["time/step"] for m in metrics if "time/step" in m]
     samples = Path(cfg.run.out_dir) / "samples.jsonl"
     think_opened = cfg.selfplay.prompt_template == "r1" or cfg.selfplay.open_think

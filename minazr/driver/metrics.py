@@ -43,7 +43,9 @@ class MetricsSink:
                 if math.isfinite(v):
                     self._tb.add_scalar(k, v, step)
             self._tb.flush()
-        if self._wandb is not None:
+        # W&B steps start at 0 and only grow (it drops an earlier step with a warning): the canary before training
+        # (step -1) stays in metrics.jsonl and TensorBoard
+        if self._wandb is not None and step >= 0:
             self._wandb.log(clean, step=step)
 
     def close(self) -> None:

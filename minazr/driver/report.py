@@ -46,7 +46,7 @@ def _total(metrics: list[dict], prefix: str, times: str | None = None) -> float:
 def explain_run(run_dir: str | Path) -> str:
     """A short paragraph from RUN_DIR's logs, then the next commands to try."""
     run_dir = Path(run_dir)
-    metrics = _read_jsonl(run_dir / "metrics.jsonl")
+    metrics = [m for m in _read_jsonl(run_dir / "metrics.jsonl") if m["step"] >= 0]  # not the canary before training
     if not metrics:
         return f"{run_dir}: no steps were logged, so there is nothing to explain yet."
     lines = [_throughput(metrics)]

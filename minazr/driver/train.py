@@ -8,7 +8,9 @@ RolloutWorkers (one vLLM engine each) and one Learner; seeds the task buffers; t
 propose -> validate -> Monte-Carlo solve -> solve -> rewards -> advantages (minazr/selfplay/step.py, with generation
 spread over all workers), hands the samples to the learner, and pushes the new weights to every worker over ZMQ
 (minazr/driver/pipeline.py bounds how stale trained samples may be). Metrics go to RUN_DIR/metrics.jsonl and TensorBoard,
-samples to RUN_DIR/samples.jsonl, checkpoints to RUN_DIR/checkpoints/.
+samples to RUN_DIR/samples.jsonl, checkpoints to RUN_DIR/checkpoints/. With eval.every > 0 a small fixed evaluation,
+the canary (minazr/driver/canary.py), runs before the first step and every eval.every steps, and its stop rule
+(eval.canary_stop_items) may end the run early, cleanly, with a checkpoint.
 """
 
 import dataclasses
@@ -22,7 +24,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from minazr.contracts.dtypes import choose_dtypes
-from minazr.driver import checkpoint
+from minazr.driver import canary, checkpoint
+from minazr.selfplay.advantages import RunningBaseline
 from minazr.selfplay.buffer import Buffers
 from minazr.driver.config import Config, save_config, to_dict
 from minazr.eval.evaluate import evaluate, load_benchmarks, write_reports
@@ -52,9 +55,20 @@ def check_sampling(cfg: Config) -> None:
                          "log-probs to learn from)")
 
 
+def check_canary(cfg: Config) -> None:
+    """A stop rule that could never fire is a mistake to report now, not to discover after the run went bad."""
+    if cfg.eval.canary_stop_items and not cfg.eval.every:
+        raise TrainError("eval.canary_stop_items is set but eval.every=0: the stop rule needs canaries "
+                         "(set eval.every)")
+    if cfg.eval.canary_stop_items and canary.STOP_BENCHMARK not in cfg.eval.canary_benchmarks:
+        raise TrainError(f"eval.canary_stop_items watches the {canary.STOP_BENCHMARK} canary: add "
+                         f"{canary.STOP_BENCHMARK} to eval.canary_benchmarks")
+
+
 def run_training(cfg: Config, resume: str | None = None, on_step=None) -> Path:
     """Train (or resume) a run; `on_step(step, StepResult)` sees each step's result (minazr bench uses it)."""
     check_sampling(cfg)
+    check_canary(cfg)
     check_reachable(cfg.train)  # an unreachable cluster fails now, not after the model and tokenizer load
     run_dir = Path(resume or cfg.run.out_dir)
     ckpt = checkpoint.latest(run_dir) if resume else None
@@ -70,11 +84,17 @@ def run_training(cfg: Config, resume: str | None = None, on_step=None) -> Path:
     else:
         start_step, version, rng = 0, 0, random.Random(cfg.run.seed)
         model_path, optimizer_state = resolve_model(cfg.model.name), None
-    for log_file in ("metrics.jsonl", "samples.jsonl"):  # steps after the checkpoint (all, when fresh) are redone
-        dropped = truncate_after(run_dir / log_file, start_step - 1)
+    # steps after the checkpoint are redone; a fresh run keeps nothing, the canary before training included
+    keep_through = start_step - 1 if ckpt else canary.BASELINE_STEP - 1
+    for log_file in ("metrics.jsonl", "samples.jsonl"):
+        dropped = truncate_after(run_dir / log_file, keep_through)
         if dropped and not ckpt:
             print(f"minazr train: {run_dir / log_file} held {dropped} lines of an earlier run without a "
                   "checkpoint; starting it anew (use --resume to continue a run)", flush=True)
+    dropped = canary.drop_after(run_dir, keep_through)
+    if dropped and not ckpt:
+        print(f"minazr train: removed {len(dropped)} canary folders of an earlier run from {run_dir / 'eval'}",
+              flush=True)
     dtypes = choose_dtypes(cfg.rollout, cfg.learner)
     print(f"minazr train: {dtypes.line}", flush=True)
     for warning in dtypes.warnings:
@@ -84,7 +104,8 @@ def run_training(cfg: Config, resume: str | None = None, on_step=None) -> Path:
     # the engines and the learner get the decided dtypes: one choice, made on the driver's node, for every actor
     cfg = dataclasses.replace(cfg, rollout=dataclasses.replace(cfg.rollout, dtype=dtypes.engine),
                               learner=dataclasses.replace(cfg.learner, autocast_bf16=dtypes.autocast))
-    evals = load_benchmarks(cfg.eval.benchmarks, cfg.eval.data_dir or None, cfg.eval.limit or None) \
+    evals = load_benchmarks(cfg.eval.canary_benchmarks, cfg.eval.data_dir or None,
+                            cfg.eval.canary_items or cfg.eval.limit or None) \
         if cfg.eval.every else None  # a bad data file fails now, not hours into the run
 
     from transformers import AutoTokenizer
@@ -131,6 +152,7 @@ def validation_guards(cfg, budget: PromptBudget) -> dict:
 def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer, evals,
           on_step=None, guards=None) -> None:
     scheme = RewardScheme.from_config(cfg.rewards)
+    baseline = _running_baseline(cfg, run_dir, start_step)
     pipe = Pipeline(cluster.learner_handle(), cluster.pool_handle(), cfg.train.max_staleness, cluster.version,
                     cfg.advantages.weighting)
     bar = tqdm(range(start_step, cfg.train.steps), desc="train", unit="step", initial=start_step,
@@ -142,13 +164,16 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
             sink.log(metrics, step)
             bar.write(_summary(step, metrics))
 
+    if evals:
+        _canary_before_training(cfg, run_dir, start_step, cluster.pool, executor, render, evals, sink, bar.write)
+    stopped = None
     for step in bar:
         finish(pipe.before_generate())
         t0 = time.perf_counter()
         result = selfplay_step(cluster.pool, buffers, tasks, executor, cfg.selfplay, scheme, render, rng, step,
                                cfg.executor.timeout_s, cfg.advantages.estimator, cfg.advantages.weighting,
                                on_phase=lambda phase: bar.set_postfix_str(phase),
-                               confirm_runs=cfg.executor.confirm_runs, **(guards or {}))
+                               confirm_runs=cfg.executor.confirm_runs, baseline=baseline, **(guards or {}))
         if on_step is not None:
             on_step(step, result)
         if cfg.train.sample_table_every and step % cfg.train.sample_table_every == 0:
@@ -162,32 +187,78 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
             for s, metrics in done:
                 if s == step:
                     metrics.update(_evaluate(cfg, run_dir, step, cluster.pool, executor, render, evals, bar.write))
+                    stopped = _stop_rule(cfg, run_dir, step, metrics, bar.write)
             finish(done)
-        if last or (cfg.train.checkpoint_every and (step + 1) % cfg.train.checkpoint_every == 0):
+        if stopped or last or (cfg.train.checkpoint_every and (step + 1) % cfg.train.checkpoint_every == 0):
             bar.set_postfix_str("checkpoint")
             finish(pipe.drain())
-            _save(run_dir, step + 1, cluster, buffers, rng, tokenizer, cfg.train.keep_checkpoints, pipe.submitted)
+            _save(run_dir, step + 1, cluster, buffers, rng, tokenizer, cfg.train.keep_checkpoints, pipe.submitted,
+                  baseline)
+        if stopped:
+            break
     finish(pipe.drain())
     bar.close()
     tb = "tb/ (TensorBoard), " if (run_dir / "tb").is_dir() else ""
-    print(f"minazr train: done. Run directory {run_dir}: metrics.jsonl, samples.jsonl, {tb}"
-          f"checkpoints/{(checkpoint.latest(run_dir) or Path('-')).name} (HF model in model/)")
+    ckpt = (checkpoint.latest(run_dir) or Path("-")).name
+    print(f"minazr train: {'stopped early' if stopped else 'done'}. Run directory {run_dir}: metrics.jsonl, "
+          f"samples.jsonl, {tb}checkpoints/{ckpt} (HF model in model/)")
     try:
         print(explain_run(run_dir), flush=True)
     except (OSError, ValueError, KeyError) as e:  # the run is done and saved: a summary that fails must not hide it
         log.warning("could not summarise the run: %s: %s", type(e).__name__, e)
+    if stopped:  # last, where the user looks: why the run ended and how to go on anyway
+        print(f"minazr train: {stopped} Checkpoint saved: {run_dir / 'checkpoints' / ckpt}. If you think the run "
+              f"should go on, continue it without the rule: minazr train --resume {run_dir} eval.canary_stop_items=0",
+              flush=True)
 
 
 def _evaluate(cfg, run_dir, step, pool, executor, render, evals, write) -> dict:
-    """eval/<benchmark> accuracy of the served weights; per-item results in RUN_DIR/eval/step_<step>/."""
+    """The canary on the served weights (step canary.BASELINE_STEP: before training): eval/<benchmark> accuracy,
+    format rate and items gained minus lost against the baseline; per-item results in canary.canary_dir."""
     t0 = time.perf_counter()
+    when = "before training" if step == canary.BASELINE_STEP else f"after step {step}"
     reports = evaluate(pool, executor, render, evals, cfg.eval.max_tokens, cfg.eval.chunk, cfg.executor.timeout_s)
-    summary = write_reports(run_dir / "eval" / f"step_{step:06d}", reports, f"{run_dir} after step {step}")
-    write(f"eval after step {step}: " + " | ".join(f"{name} {100 * s['accuracy']:.1f}% (n={s['n']})"
-                                                   for name, s in summary.items()))
-    metrics = {f"eval/{name}": s["accuracy"] for name, s in summary.items()}
-    metrics.update({f"eval/format_rate/{name}": s["format_rate"] for name, s in summary.items()})
+    summary = write_reports(canary.canary_dir(run_dir, step), reports, f"{run_dir} {when}")
+    metrics = canary.canary_metrics(summary, {name: r.rows for name, r in reports.items()},
+                                    canary.baseline_rows(run_dir, summary))
+
+    def cell(name, s):
+        net = metrics.get(f"eval/net_vs_base/{name}")
+        vs = f", net {net:+d} items vs before training" if net is not None and step != canary.BASELINE_STEP else ""
+        return f"{name} {100 * s['accuracy']:.1f}% (n={s['n']}{vs})"
+
+    write(f"canary {when}: " + " | ".join(cell(name, s) for name, s in summary.items()))
     return {**metrics, "time/eval": time.perf_counter() - t0}
+
+
+def _canary_before_training(cfg, run_dir, start_step, pool, executor, render, evals, sink, write) -> None:
+    """The canary before the first training step, once per run: a resumed run keeps the one on disk (the served
+    weights are no longer the initial ones, so it could not be redone)."""
+    if start_step == 0:
+        sink.log(_evaluate(cfg, run_dir, canary.BASELINE_STEP, pool, executor, render, evals, write),
+                 canary.BASELINE_STEP)
+    elif not canary.baseline_rows(run_dir, evals):
+        write(f"warning: {canary.canary_dir(run_dir, canary.BASELINE_STEP)} holds no canary before training (the "
+              "run started with eval.every=0): canaries run, without eval/net_vs_base and the stop rule")
+
+
+def _stop_rule(cfg, run_dir, step, metrics, write) -> str | None:
+    """Apply eval.canary_stop_items after the canary of `step` (already on disk); the reason to stop, or None."""
+    stop_items = cfg.eval.canary_stop_items
+    if not stop_items:
+        return None
+    nets = canary.history(run_dir, canary.STOP_BENCHMARK)
+    stop = canary.should_stop([net for _, net in nets], stop_items)
+    metrics["eval/canary_stop"] = int(stop)
+    if not stop:
+        return None
+    (s1, n1), (s2, n2) = nets[-2:]
+    reason = (f"the canary stop rule ended the run after step {step}: the {canary.STOP_BENCHMARK} canary lost "
+              f"{-n1} items net after step {s1} and {-n2} after step {s2} against the canary before training "
+              f"(eval.canary_stop_items={stop_items}: items right before training and wrong now, minus the "
+              "reverse, on two consecutive canaries).")
+    write(f"minazr train: {reason}")
+    return reason
 
 
 def _seed(pool, buffers, tasks, executor, cfg, render, rng, guards=None) -> None:
@@ -205,11 +276,27 @@ def _seed(pool, buffers, tasks, executor, cfg, render, rng, guards=None) -> None
         log.warning("seeding stopped after %d rounds with buffers below %d: %s", rounds, cfg.buffer.seed_size, short)
 
 
-def _save(run_dir, next_step, cluster, buffers, rng, tokenizer, keep, version) -> None:
+def _running_baseline(cfg, run_dir, start_step) -> RunningBaseline | None:
+    """The proposer's running baseline ('prompt+running'), as the checkpoint the run resumes from left it."""
+    if cfg.advantages.estimator != "prompt+running":
+        return None
+    baseline = RunningBaseline(cfg.advantages.running_decay)
+    ckpt = checkpoint.latest(run_dir) if start_step else None
+    if ckpt is not None and (ckpt / BASELINE_FILE).is_file():
+        baseline.load_state_dict(json.loads((ckpt / BASELINE_FILE).read_text()))
+    return baseline
+
+
+BASELINE_FILE = "running_baseline.json"
+
+
+def _save(run_dir, next_step, cluster, buffers, rng, tokenizer, keep, version, baseline=None) -> None:
     tmp = checkpoint.begin(run_dir, next_step)
     cluster.save_learner(tmp)
     tokenizer.save_pretrained(tmp / "model")  # so the checkpoint loads on its own in transformers and vLLM
     buffers.save(tmp / "buffers")
+    if baseline is not None:
+        (tmp / BASELINE_FILE).write_text(json.dumps(baseline.state_dict()))
     checkpoint.save_driver_state(tmp, next_step, version, rng)
     checkpoint.commit(run_dir, tmp, next_step, keep)
 
