@@ -57,7 +57,7 @@ def test_a_broken_copy_of_a_shown_reference_earns_the_copy_penalty_not_the_faile
     """The cheapest way around the copy penalty under the ladder: paste the reference and break it, for -0.5."""
     buffers = with_reference(REFERENCE, "[1, 2, 3, 4]", "[2, 4, 8]")
     (p,), _, _ = play(executor, proposal(broken, "[5, 6, 7]"), buffers=buffers, scheme=LADDER)
-    assert p.outcome.startswith("duplicate: an edited reference, rejected") and p.reward == -1
+    assert p.outcome.startswith("duplicate: an edited known task, rejected") and p.reward == -1
 
 
 def test_an_honest_failure_unlike_the_references_keeps_the_failed_rung(executor):

@@ -152,6 +152,7 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
     proposals, mc, solves = (sorted(x, key=lambda r: r.sample.prompt_id) for x in (proposals, mc, solves))
     retracted = retract_flawed(proposals, mc + solves, buffers)
     record_groups(mc + solves)
+    mark_broken_copies(proposals, buffers, tasks)
 
     scored_mc = [s for s in mc if not (s.infra or s.no_verdict)]
     trained = (mc if cfg.train_on_mc else []) + solves  # solver samples trained on
@@ -473,6 +474,27 @@ def retract_flawed(proposals: list[_Proposal], solves: list[_Solve], buffers: Bu
     return len(flawed)
 
 
+def mark_broken_copies(proposals: list[_Proposal], buffers: Buffers, tasks: dict[str, Task]) -> None:
+    """A well-formed proposal the sandbox rejected is a copy when it is a known task (its novelty key: a reference,
+    any buffer entry) or an edit of one (Task.resembles: the references its prompt showed and every entry of its
+    task's buffer, which the solver prompts show too). So pasting a task and breaking it pays the copy penalty,
+    not the failed rung's."""
+    rejected = [p for p in proposals if p.entry is None and p.fields is not None and not (p.duplicate or p.infra)]
+    if not rejected:
+        return
+    known = known_tasks(buffers, tasks)
+    for p in rejected:
+        key = _per_sample("novelty_key", p.task.novelty_key, p.fields)[0]
+        refs = {_per_sample("novelty_key", p.task.novelty_key, r)[0] for r in p.context.get("references", ())}
+        others = list(p.context.get("references", ())) + [e.data for e in buffers[p.task.name].entries()] \
+            if p.task.name in buffers else list(p.context.get("references", ()))
+        if key is not None and (key in known or key in refs):
+            p.duplicate, p.verbatim = True, key in refs
+            p.reason = f"duplicate: a known task, rejected ({p.reason})"
+        elif _per_sample("resembles", p.task.resembles, p.fields, others)[0]:
+            p.duplicate, p.reason = True, f"duplicate: an edited known task, rejected ({p.reason})"
+
+
 def record_groups(answers: list[_Solve]) -> None:
     """Count each prompt's group of answers (Monte-Carlo and buffer solves) in its entry's stats, for the solver
     curriculum; answers without a verdict (sandbox failure, a program that disagreed with itself) do not count."""
@@ -495,9 +517,6 @@ def _assign_rewards(proposals, mc, solves, scheme: RewardScheme) -> None:
         well_formed = p.fields is not None
         p.sample.reward = proposer_reward(p.entry is not None, p.solve_rate, scheme, well_formed)
         p.sample.outcome = "valid" if p.entry is not None else f"invalid: {p.reason}"
-        if p.entry is None and well_formed and not p.duplicate \
-                and _per_sample("resembles_reference", p.task.resembles_reference, p.fields, p.context)[0]:
-            p.duplicate, p.reason = True, f"duplicate: an edited reference, rejected ({p.reason})"
         if p.duplicate:
             p.sample.reward, p.sample.outcome = scheme.propose_duplicate, p.reason
         if p.unstable:

@@ -74,9 +74,10 @@ class Task:
         """Is a task (its entry data) a near-copy of another task of this type, though their novelty keys differ?"""
         return False
 
-    def resembles_reference(self, proposal: dict, context: dict) -> bool:
-        """Is a proposal the sandbox rejected a reference of its own prompt, edited? (A broken copy is a copy: it
-        earns the duplicate penalty, not the higher reward of an honest failure.)"""
+    def resembles(self, proposal: dict, known: list[dict]) -> bool:
+        """Is a proposal the sandbox rejected one of these known tasks (entry data: the references its prompt showed
+        and the task's buffer), edited? A broken copy is a copy: it earns the duplicate penalty, not the higher
+        reward of an honest failure."""
         return False
 
     def behaviour_jobs(self, proposal: dict, context: dict) -> list[Job]:
@@ -137,18 +138,26 @@ def _normalized_program(code: str) -> str:
     return ast.dump(_renamed(code), annotate_fields=False)
 
 
-RESEMBLES = 0.8  # token similarity (difflib ratio) at which a rejected proposal counts as an edited reference
-MIN_TOKENS = 8  # bodies shorter than this resemble only their exact copies
+RESEMBLES = 0.9  # share of the shorter program's tokens found, in order, in the other: an edited copy
+MIN_TOKENS = 16  # bodies shorter than this resemble only their exact copies (after renaming)
+MIN_LENGTH_RATIO = 1 / 3  # a program three times longer than the other is no edit of it
 
 
 def resemblance(a: str, b: str) -> float:
-    """How alike two programs are, 0..1: difflib's ratio over their tokens after docstrings are dropped and bound
-    names renamed in order (so a renamed copy scores 1), less the `def f(...):` line that every program has;
-    over the raw text's tokens when one does not parse. Bodies under MIN_TOKENS tokens score 0 unless equal."""
+    """How much of one program is the other, 0..1: the share of the shorter one's tokens that difflib finds, in
+    order, in the longer one. Tokens come from the programs with docstrings dropped and every bound name written
+    `v` (so renaming, or a throwaway line that would renumber the names, changes nothing), less the `def f(...):`
+    line that every program has; from the raw text when one does not parse. Padding a copy does not dilute this
+    (it is measured on the shorter side); bodies under MIN_TOKENS tokens, or a third of the other's length, score 0
+    unless equal."""
     ta, tb = _tokens(a), _tokens(b)
-    if min(len(ta), len(tb)) < MIN_TOKENS and ta != tb:  # `return -x` and `return x`: too short to call an edit
+    if ta == tb:
+        return 1.0
+    short, long_ = sorted((len(ta), len(tb)))
+    if short < MIN_TOKENS or short < MIN_LENGTH_RATIO * long_:
         return 0.0
-    return difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio()
+    blocks = difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_matching_blocks()
+    return sum(b.size for b in blocks) / short
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -158,10 +167,11 @@ def _tokens(code: str) -> tuple[str, ...]:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         pass
     body = "\n".join(line for line in code.splitlines() if not _HEADER.match(line))  # every f starts alike
-    return tuple(re.findall(r"\w+|[^\w\s]", body))
+    return tuple("v" if _BOUND.fullmatch(t) else t for t in re.findall(r"\w+|[^\w\s]", body))
 
 
 _HEADER = re.compile(r"\s*def f\(.*\):\s*$")
+_BOUND = re.compile(r"v\d+")
 
 
 def _renamed(code: str) -> ast.AST:

@@ -142,9 +142,8 @@ class _ProgramInputTask(Task):
     def novelty_key(self, data: dict) -> str:
         return "program:" + normalized_program(data["program"])
 
-    def resembles_reference(self, proposal: dict, context: dict) -> bool:
-        return any(resemblance(proposal["program"], ref["program"]) >= RESEMBLES
-                   for ref in context.get("references", ()))
+    def resembles(self, proposal: dict, known: list[dict]) -> bool:
+        return any(resemblance(proposal["program"], other["program"]) >= RESEMBLES for other in known)
 
     def _compared_inputs(self, proposal: dict, ref: dict) -> list[str]:
         """The reference's input and probe inputs, the proposal's probe inputs, then the proposal's own input."""

@@ -137,11 +137,11 @@ class MathTask(Task):
         refs = "\n\n".join(prompts.math_reference(d) for d in context["references"]) or "(none yet)"
         return prompts.PROPOSE_MATH.format(references=refs)
 
-    def resembles_reference(self, proposal: dict, context: dict) -> bool:
-        """A rejected problem whose words are a shown problem's, edited (difflib ratio over words)."""
+    def resembles(self, proposal: dict, known: list[dict]) -> bool:
+        """A rejected problem whose words are a known problem's, edited (difflib ratio over words)."""
         words = _words(proposal["problem"]).split()
-        return any(difflib.SequenceMatcher(None, words, _words(ref["problem"]).split(), autojunk=False).ratio()
-                   >= RESEMBLES for ref in context.get("references", ()))
+        return any(difflib.SequenceMatcher(None, words, _words(other["problem"]).split(), autojunk=False).ratio()
+                   >= RESEMBLES for other in known)
 
     def parse_proposal(self, text: str, context: dict) -> dict:
         text = parsing.after_thinking(text)
