@@ -155,7 +155,7 @@ def main(argv=None) -> int:
                                               for n in names), flush=True)
     finally:
         pool.close()
-    (out / "pilot.json").write_text(json.dumps({"arms": results, "args": vars(args)}, indent=2) + "\n")
+    (out / "pilot.json").write_text(json.dumps({"arms": results, "args": vars(args)}, indent=2, default=str) + "\n")
     return 0
 
 
