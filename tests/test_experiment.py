@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from minazr.driver.curves import PANELS, canary_benchmarks, last_quarter
+from minazr.driver.curves import PANELS, canary_benchmarks, last_quarter, quarter_targets
 from minazr.driver.experiment import (STAMP, _complete, loop_figures, mcnemar_exact, paired_difference, plot_curves,
                                      report_markdown)
 
@@ -79,6 +79,30 @@ def test_last_quarter_pools_the_last_quarter_of_the_steps(tmp_path):
     assert q["all"]["think"] == 2 and q["all"]["solver_answers"] == 4 and q["all"]["think_rate"] == 0.5
     assert q["per_task"]["abduction"]["accuracy"] == 0.5 and q["per_task"]["deduction"]["think_rate"] is None
     assert last_quarter(path, think_opened=False)["all"]["think"] == 0  # no <think> opened: no reasoning counted
+
+
+def test_quarter_targets_read_copies_prompts_reasoning_and_flat_groups(tmp_path):
+    rows, metrics = [], []
+    for step in range(8):  # first quarter: steps 0-1; last: 6-7
+        late = step >= 6
+        rows += [{"step": step, "task": "deduction", "role": "propose", "outcome": o, "completion": "", "prompt": "p"}
+                 for o in (["valid", "duplicate: x", "invalid: y"] if late else ["duplicate: x"] * 3)]
+        think = "w" * (40 if late else 100)
+        rows += [{"step": step, "task": "deduction", "role": "solve", "outcome": "correct", "prompt": f"s{step % 3}",
+                  "completion": think + "</think><answer>1</answer>"}]
+        metrics.append({"step": step, "groups/flat/deduction/propose": 1.0 if step == 7 else 0.0})
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = quarter_targets(path, metrics, think_opened=True)
+    d = t["per_task"]["deduction"]
+    assert t["last_steps"] == [6, 7] and t["first_steps"] == [0, 1]
+    assert d["copy_rate"] == 0.5 and d["distinct_solver_prompts"] == 2 and d["most_drawn_prompt"] == 1
+    assert d["reasoning_median_first"] == 100 and d["reasoning_median_last"] == 40 and d["reasoning_ratio"] == 0.4
+    assert d["flat_proposer_groups"] == 0.5
+    text = report_markdown({"model": "m", "run_dir": "r", "steps": 8, "train_step_s_mean": 1.0, "train_step_s_total": 8,
+                            "wall_s": {"train": 9.0, "eval_base": 1.0, "eval_trained": 1.0}, "benchmarks": {},
+                            "targets": t})
+    assert "| deduction | 50% | 2 (1x) | 100 -> 40 (0.40x) | 50% |" in text
 
 
 def test_loop_figures_come_from_the_step_times():

@@ -11,11 +11,12 @@ accuracy on a fixed benchmark slice before training and every eval.every steps, 
 """
 
 import json
+from collections import Counter
 import math
 from pathlib import Path
 from typing import NamedTuple
 
-from minazr.selfplay.parsing import has_reasoning
+from minazr.selfplay.parsing import has_reasoning, reasoning_chars
 
 
 class Panel(NamedTuple):
@@ -133,6 +134,44 @@ def last_quarter(samples_path: Path, think_opened: bool) -> dict:
     tasks = sorted({r["task"] for r in rows})
     return {"steps": [kept[0], kept[-1]], "all": _figures(rows, think_opened),
             "per_task": {t: _figures([r for r in rows if r["task"] == t], think_opened) for t in tasks}}
+
+
+def quarter_targets(samples_path: Path, metrics: list[dict], think_opened: bool) -> dict:
+    """The figures experiment 3 is held to over the last quarter of the steps, per task: copy rate of the
+    well-formed proposals, distinct solver prompts (their repeat counts: the most-drawn prompt's), median reasoning
+    length against the first quarter's, and the share of proposer groups with no reward variance
+    (groups/flat/<task>/propose in the metrics)."""
+    rows = [json.loads(line) for line in Path(samples_path).read_text().splitlines() if line.strip()]
+    steps = sorted({r["step"] for r in rows})
+    if not steps:
+        return {}
+    n = max(1, math.ceil(len(steps) / 4))
+    first, last = steps[:n], steps[len(steps) - n:]
+    out = {"first_steps": [first[0], first[-1]], "last_steps": [last[0], last[-1]], "per_task": {}}
+    for task in sorted({r["task"] for r in rows}):
+        mine = [r for r in rows if r["task"] == task]
+        late = [r for r in mine if r["step"] >= last[0]]
+        early = [r for r in mine if r["step"] <= first[-1]]
+        prompts = Counter(r["prompt"] for r in late if r["role"] == "solve")
+        flat = [m[f"groups/flat/{task}/propose"] for m in metrics
+                if last[0] <= m.get("step", -1) <= last[-1] and f"groups/flat/{task}/propose" in m]
+        med = {name: _median([reasoning_chars(r["completion"], think_opened) for r in part if r["role"] == "solve"])
+               for name, part in (("first", early), ("last", late))}
+        out["per_task"][task] = {
+            "copy_rate": _figures(late, think_opened)["copy_rate"],
+            "distinct_solver_prompts": len(prompts), "most_drawn_prompt": max(prompts.values(), default=0),
+            "reasoning_median_first": med["first"], "reasoning_median_last": med["last"],
+            "reasoning_ratio": med["last"] / med["first"] if med["first"] else None,
+            "flat_proposer_groups": sum(flat) / len(flat) if flat else None}
+    return out
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(values)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 def _figures(rows: list[dict], think_opened: bool) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from minazr.driver import checkpoint
 from minazr.driver.config import Config
-from minazr.driver.curves import last_quarter, plot_curves
+from minazr.driver.curves import last_quarter, plot_curves, quarter_targets
 from minazr.eval.evaluate import load_benchmarks, resolve_eval_model, run_eval, wilson
 
 
@@ -166,6 +166,7 @@ def summarize(out_dir: Path, metrics: list[dict], names: list[str], cfg: Config)
             "wall_s": seconds, "train_step_s_total": sum(step_s), "train_step_s_mean": sum(step_s) / max(1, len(step_s)),
             "loop": loop_figures(metrics),
             "last_quarter": last_quarter(samples, think_opened) if samples.is_file() else None,
+            "targets": quarter_targets(samples, metrics, think_opened) if samples.is_file() else None,
             "commands": [shlex.join(t["argv"]) for t in timings if t["phase"] == "command"]}
 
 
@@ -209,6 +210,19 @@ def report_markdown(results: dict) -> str:
                       f"{rate(q['copy_rate'])} ({q['copies']} copies, {q['valid']} valid of {q['proposals']} "
                       f"proposals), think rate {rate(q['think_rate'])} ({q['think']} of {q['solver_answers']} solver "
                       f"answers), solver accuracy {rate(q['accuracy'])}."]
+    targets = results.get("targets") or {}
+    if targets.get("per_task"):
+        pct = (lambda x: "n/a" if x is None else f"{100 * x:.0f}%")
+        num = (lambda x, f="{:.0f}": "n/a" if x is None else f.format(x))
+        lines += ["", f"Last quarter (steps {targets['last_steps'][0]}-{targets['last_steps'][1]}) against the first "
+                      f"(steps {targets['first_steps'][0]}-{targets['first_steps'][1]}):", "",
+                  "| task | copies among well-formed proposals | distinct solver prompts (most drawn) | median "
+                  "reasoning, chars: first -> last (ratio) | flat proposer groups |", "| --- | --- | --- | --- | --- |"]
+        for task, t in targets["per_task"].items():
+            lines.append(f"| {task} | {pct(t['copy_rate'])} | {t['distinct_solver_prompts']} "
+                         f"({t['most_drawn_prompt']}x) | {num(t['reasoning_median_first'])} -> "
+                         f"{num(t['reasoning_median_last'])} ({num(t['reasoning_ratio'], '{:.2f}')}x) | "
+                         f"{pct(t['flat_proposer_groups'])} |")
     return "\n".join(lines)
 
 
