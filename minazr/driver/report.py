@@ -102,8 +102,9 @@ def _next_steps(run_dir: Path) -> list[str]:
     config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").exists() else {}
     steps = ["Next:"]
     if (config or {}).get("model", {}).get("name") != QWEN:
-        steps.append("  the 0.5B coder model, which answers in the think format far more often (3-8 min a step, "
-                     f"24 steps, on a 2-core CPU): .venv/bin/minazr setup --model {QWEN} && "
+        steps.append("  the 0.5B coder model, which answers in the think format far more often (100 steps of "
+                     "several minutes each on a 2-core CPU; resumable): "
+                     f".venv/bin/minazr setup --model {QWEN} && "
                      ".venv/bin/minazr train --config configs/cpu_qwen2.5-coder-0.5b.yaml")
     steps.append(f"  score this run's checkpoint on the benchmarks: .venv/bin/minazr eval --model {run_dir} --limit 50")
     if (run_dir / "tb").is_dir():
