@@ -189,7 +189,7 @@ class SelfPlayConfig:
     n_propose: Int = param(1, "Completions per proposer prompt.", min=1)
     n_mc: Int = param(4, "Monte-Carlo solves of each valid proposal, for its learnability reward (AZR uses 8).",
                       min=1)
-    solve_per_task: Int = param(1, "Solver prompts per task type per step, sampled uniformly from its buffer.",
+    solve_per_task: Int = param(1, "Solver prompts per task type per step, drawn from its buffer as selfplay.solver_draw says.",
                                 min=0)
     n_solve: Int = param(6, "Completions per solver prompt (the GRPO group size).", min=1)
     k_references: Int = param(3, "Buffer entries shown to a deduction/abduction/math proposer as references "
@@ -277,7 +277,7 @@ class RewardsConfig:
                                              "(seed: 10).")
     propose_duplicate: Float | None = param(None, "Proposer reward for a valid proposal that copies or nearly "
                                                   "copies a known task (a reference or any buffer entry), or a "
-                                                  "rejected proposal that resembles a reference of its prompt: "
+                                                  "rejected proposal that is a known task or an edit of one: "
                                                   "the invalid reward in every preset (azr: -1, seed: -10), so "
                                                   "that copying never pays more than an honest broken proposal.")
 

@@ -32,7 +32,7 @@ PANELS = [
     # proposals
     Panel("valid-proposal rate", [("propose/valid_rate/{task}", "-")], (0, 1)),
     Panel("copy rate: copies / (valid + copies)", [("propose/copy_rate/{task}", "-")], (0, 1)),
-    Panel("verbatim copies of a reference in the prompt (share of well-formed)",
+    Panel("verbatim copies of a reference in the prompt / (valid + copies)",
           [("propose/verbatim_copy_rate/{task}", "-")], (0, 1)),
     Panel("trivial-task rate", [("propose/trivial_rate/{task}", "-")], (0, 1)),
     Panel("new tasks added to the buffer per step", [("propose/new_programs/{task}", "-")]),
@@ -138,7 +138,7 @@ def last_quarter(samples_path: Path, think_opened: bool) -> dict:
 
 def quarter_targets(samples_path: Path, metrics: list[dict], think_opened: bool) -> dict:
     """The figures experiment 3 is held to over the last quarter of the steps, per task: copy rate of the
-    well-formed proposals, distinct solver prompts (their repeat counts: the most-drawn prompt's), median reasoning
+    well-formed proposals, distinct solver prompts (and the steps the most-drawn one was drawn in), median reasoning
     length against the first quarter's, and the share of proposer groups with no reward variance
     (groups/flat/<task>/propose in the metrics)."""
     rows = [json.loads(line) for line in Path(samples_path).read_text().splitlines() if line.strip()]
@@ -152,7 +152,7 @@ def quarter_targets(samples_path: Path, metrics: list[dict], think_opened: bool)
         mine = [r for r in rows if r["task"] == task]
         late = [r for r in mine if r["step"] >= last[0]]
         early = [r for r in mine if r["step"] <= first[-1]]
-        prompts = Counter(r["prompt"] for r in late if r["role"] == "solve")
+        prompts = Counter(p for _, p in {(r["step"], r["prompt"]) for r in late if r["role"] == "solve"})
         flat = [m[f"groups/flat/{task}/propose"] for m in metrics
                 if last[0] <= m.get("step", -1) <= last[-1] and f"groups/flat/{task}/propose" in m]
         med = {name: _median([reasoning_chars(r["completion"], think_opened) for r in part if r["role"] == "solve"])

@@ -276,6 +276,9 @@ def _seed(pool, buffers, tasks, executor, cfg, render, rng, guards=None) -> None
         log.warning("seeding stopped after %d rounds with buffers below %d: %s", rounds, cfg.buffer.seed_size, short)
 
 
+BASELINE_FILE = "running_baseline.json"  # in a checkpoint: the proposer's running baseline ('prompt+running')
+
+
 def _running_baseline(cfg, run_dir, start_step) -> RunningBaseline | None:
     """The proposer's running baseline ('prompt+running'), as the checkpoint the run resumes from left it."""
     if cfg.advantages.estimator != "prompt+running":
@@ -285,9 +288,6 @@ def _running_baseline(cfg, run_dir, start_step) -> RunningBaseline | None:
     if ckpt is not None and (ckpt / BASELINE_FILE).is_file():
         baseline.load_state_dict(json.loads((ckpt / BASELINE_FILE).read_text()))
     return baseline
-
-
-BASELINE_FILE = "running_baseline.json"
 
 
 def _save(run_dir, next_step, cluster, buffers, rng, tokenizer, keep, version, baseline=None) -> None:

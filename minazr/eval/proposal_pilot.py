@@ -8,7 +8,8 @@ the real step (selfplay.step.validate: the sandbox, the copy checks, the rewards
 An arm is STYLE:K (selfplay.reference_style, selfplay.k_references). References are the first --pool items of
 CRUXEval as deduction/abduction entries (human-written programs, a stand-in for a seeded buffer: the pilot only
 reads the proposals, nothing is trained on them), or with --refs-from a run's samples, the model's own tasks that
-run's last quarter showed (experiment 2: docs/experiments/qwen2.5-coder-0.5b-v2/samples.jsonl.gz). Every arm uses the same seed, so arms differ only in the prompt.
+run's last quarter showed (experiment 2: docs/experiments/qwen2.5-coder-0.5b-v2/samples.jsonl.gz). Every arm
+uses the same seed, so arms differ only in the prompt.
 Writes OUT/pilot.json (per arm and task: counts by class and the rejection reasons) and OUT/samples.jsonl.
 """
 
@@ -86,7 +87,9 @@ def reference_buffers(tasks: list[str], pool: int, data_dir: str | None, samples
 
 def run_arm(policy, cfg, arm: str, names: list[str], buffers: Buffers, executor, render, seed: int,
             prompts: int) -> tuple[dict, list[dict]]:
-    from minazr.selfplay.step import _Ids, _per_sample, Limits, propose, seed_buffers, validate
+    """One round of `prompts` proposals per task under one arm (STYLE:K), validated by the step's own validate;
+    the counts per class and task, and one row per proposal."""
+    from minazr.selfplay.step import _Ids, Limits, propose, seed_buffers, validate
 
     style, k = arm.split(":")
     sp = replace(cfg.selfplay, reference_style=style, k_references=int(k), tasks=names)
@@ -114,6 +117,7 @@ def run_arm(policy, cfg, arm: str, names: list[str], buffers: Buffers, executor,
 
 
 def main(argv=None) -> int:
+    """Run every arm on one rollout pool and one executor; print a line per arm, write OUT/pilot.json."""
     from transformers import AutoTokenizer
 
     from minazr.driver.config import load_config
@@ -155,7 +159,8 @@ def main(argv=None) -> int:
                                               for n in names), flush=True)
     finally:
         pool.close()
-    (out / "pilot.json").write_text(json.dumps({"arms": results, "args": vars(args)}, indent=2, default=str) + "\n")
+    report = {"arms": results, "args": vars(args)}
+    (out / "pilot.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Advantage estimators and loss weighting: pure functions over rewards and the keys that group them.
 
-One signature for every estimator: `(rewards, prompt_ids, task_roles) -> advantages`.
+One signature for every estimator: `(rewards, prompt_ids, task_roles, baseline=None) -> advantages` (`baseline`: the
+running state of the estimators that keep one, a RunningBaseline; the others ignore it).
 - grpo:       whiten within each prompt's group of n samples (mean and std of the group).
 - trr++:      AZR's Task-Relative REINFORCE++: whiten within each (task, role) pair, a baseline per pair
               (six for the three code tasks, eight with math).
@@ -37,15 +38,15 @@ def _whiten(rewards: Sequence[float], keys: Sequence[Hashable], scale: bool = Tr
     return out
 
 
-def grpo(rewards, prompt_ids, task_roles) -> list[float]:
+def grpo(rewards, prompt_ids, task_roles, baseline=None) -> list[float]:
     return _whiten(rewards, prompt_ids)
 
 
-def trr_plus_plus(rewards, prompt_ids, task_roles) -> list[float]:
+def trr_plus_plus(rewards, prompt_ids, task_roles, baseline=None) -> list[float]:
     return _whiten(rewards, task_roles)
 
 
-def batch_mean(rewards, prompt_ids, task_roles) -> list[float]:
+def batch_mean(rewards, prompt_ids, task_roles, baseline=None) -> list[float]:
     return _whiten(rewards, [0] * len(rewards), scale=False)
 
 

@@ -3,9 +3,10 @@
 Solver: `correct` / `wrong` (well-formed but wrong) / `unparseable`.
 Proposer, from the bottom up:
     `propose_invalid`    nothing usable: no program or input could be read;
-    `propose_duplicate`  a copy or near-copy of a known task, or a broken proposal that resembles a reference its
-                         prompt showed (by default the invalid reward: a copy is never worth more than an honest
-                         broken proposal, or copying becomes the safe strategy; AZR's code has no duplicate check);
+    `propose_duplicate`  a copy or near-copy of a known task, or a rejected proposal that is a known task or an
+                         edit of one (a reference or any buffer entry: step.mark_broken_copies). By default the
+                         invalid reward: a copy is never worth more than an honest broken proposal, or copying
+                         becomes the safe strategy (AZR's code has no duplicate check);
     `propose_failed`     well-formed, but the sandbox rejected it: an error, a trivial task, a giveaway, too long;
     `propose_extreme`    a valid new task the Monte-Carlo solver always or never solved (nothing to learn from it);
     learnability         a valid new task solved sometimes: r = 1 - mean solve rate over n solves (AZR), in (0, 1).

@@ -159,9 +159,8 @@ def selfplay_step(policy: Policy, buffers: Buffers, tasks: dict[str, Task], exec
     _assign_rewards(proposals, scored_mc, trained, scheme)
     samples = [p.sample for p in proposals if not p.infra] \
         + [s.sample for s in trained if not (s.infra or s.no_verdict)]
-    state = {"baseline": baseline} if estimator == "prompt+running" else {}
     advantages = ESTIMATORS[estimator]([s.reward for s in samples], [s.prompt_id for s in samples],
-                                       [(s.task, s.role) for s in samples], **state)
+                                       [(s.task, s.role) for s in samples], baseline)
     weights = token_weights([len(s.completion_token_ids) for s in samples], weighting)
     for s, a, w in zip(samples, advantages, weights):
         s.advantage, s.token_weight = a, w
@@ -228,8 +227,7 @@ def solver_entries(buffers: Buffers, tasks: dict[str, Task], cfg, rng, fresh: li
     for task in tasks.values():
         mine = [e for t, e in fresh if t.name == task.name]
         mine = rng.sample(mine, min(len(mine), cfg.solve_per_task))
-        draw = buffers[task.name].draw if getattr(cfg, "solver_draw", "uniform") == "curriculum" \
-            else buffers[task.name].sample
+        draw = buffers[task.name].draw if cfg.solver_draw == "curriculum" else buffers[task.name].sample
         older = draw(cfg.solve_per_task - len(mine), rng, {e.key for _, e in fresh})
         out += [(task, e) for e in mine + older]
     return out
@@ -486,8 +484,9 @@ def mark_broken_copies(proposals: list[_Proposal], buffers: Buffers, tasks: dict
     for p in rejected:
         key = _per_sample("novelty_key", p.task.novelty_key, p.fields)[0]
         refs = {_per_sample("novelty_key", p.task.novelty_key, r)[0] for r in p.context.get("references", ())}
-        others = list(p.context.get("references", ())) + [e.data for e in buffers[p.task.name].entries()] \
-            if p.task.name in buffers else list(p.context.get("references", ()))
+        others = list(p.context.get("references", ()))
+        if p.task.name in buffers:
+            others += [e.data for e in buffers[p.task.name].entries()]
         if key is not None and (key in known or key in refs):
             p.duplicate, p.verbatim = True, key in refs
             p.reason = f"duplicate: a known task, rejected ({p.reason})"
