@@ -82,11 +82,11 @@ def test_drop_after_removes_the_canaries_a_resumed_or_fresh_run_redoes(tmp_path)
     assert canary.drop_after(tmp_path / "missing", 0) == []
 
 
-def test_a_stop_rule_that_cannot_fire_is_refused_before_the_run():
+def test_a_stop_rule_that_cannot_fire_is_refused_before_the_run(capsys):
     check_canary(load_config(None, ["eval.every=4", "eval.canary_stop_items=3"]))
     check_canary(load_config(None, []))  # off by default
-    with pytest.raises(TrainError, match="eval.every=0"):
-        check_canary(load_config(None, ["eval.canary_stop_items=3"]))
+    check_canary(load_config(None, ["eval.canary_stop_items=3"]))  # no canaries (a quick try): off, said once
+    assert "eval.every=0: no canaries, so the stop rule (eval.canary_stop_items=3) is off" in capsys.readouterr().err
     with pytest.raises(TrainError, match="add gsm8k to eval.canary_benchmarks"):
         check_canary(load_config(None, ["eval.every=4", "eval.canary_stop_items=3",
                                         "eval.canary_benchmarks=[cruxeval-o]"]))

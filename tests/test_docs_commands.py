@@ -252,7 +252,7 @@ def test_the_05b_next_step_runs_one_step(workspace):
         import yaml
 
         saved = yaml.safe_load((run / "config.yaml").read_text())
-        assert saved["learner"]["lr"] == 3.0e-6 and saved["model"]["name"] == "smollm2-135m-instruct", saved
+        assert saved["learner"]["lr"] == 1.0e-6 and saved["model"]["name"] == "smollm2-135m-instruct", saved
 
 
 @pytest.mark.slow

@@ -56,10 +56,13 @@ def check_sampling(cfg: Config) -> None:
 
 
 def check_canary(cfg: Config) -> None:
-    """A stop rule that could never fire is a mistake to report now, not to discover after the run went bad."""
+    """A stop rule that watches a benchmark the canary does not run is a mistake to report now, not to discover
+    after the run went bad. With no canaries at all (eval.every=0, e.g. a quick try of an experiment's config) the
+    rule is off, and the run says so in one line."""
     if cfg.eval.canary_stop_items and not cfg.eval.every:
-        raise TrainError("eval.canary_stop_items is set but eval.every=0: the stop rule needs canaries "
-                         "(set eval.every)")
+        print("minazr train: eval.every=0: no canaries, so the stop rule (eval.canary_stop_items="
+              f"{cfg.eval.canary_stop_items}) is off", file=sys.stderr, flush=True)
+        return
     if cfg.eval.canary_stop_items and canary.STOP_BENCHMARK not in cfg.eval.canary_benchmarks:
         raise TrainError(f"eval.canary_stop_items watches the {canary.STOP_BENCHMARK} canary: add "
                          f"{canary.STOP_BENCHMARK} to eval.canary_benchmarks")
