@@ -139,7 +139,7 @@ def _normalized_program(code: str) -> str:
 
 
 RESEMBLES = 0.9  # share of the shorter program's tokens found, in order, in the other: an edited copy
-MIN_TOKENS = 16  # bodies shorter than this resemble only their exact copies (after renaming)
+MIN_TOKENS = 16  # bodies shorter than this resemble nothing (their exact copies: by novelty key)
 MIN_LENGTH_RATIO = 1 / 3  # a program three times longer than the other is no edit of it
 
 
@@ -149,13 +149,11 @@ def resemblance(a: str, b: str) -> float:
     `v` (so renaming, or a throwaway line that would renumber the names, changes nothing), less the `def f(...):`
     line that every program has; from the raw text when one does not parse. Padding a copy does not dilute this
     (it is measured on the shorter side); bodies under MIN_TOKENS tokens, or a third of the other's length, score 0
-    unless equal."""
+    (an exact copy of a short program is caught by its novelty key instead)."""
     ta, tb = _tokens(a), _tokens(b)
-    if ta == tb:
-        return 1.0
     short, long_ = sorted((len(ta), len(tb)))
     if short < MIN_TOKENS or short < MIN_LENGTH_RATIO * long_:
-        return 0.0
+        return 0.0  # `return b` is no edit of `return a`: a short program is a copy only by its novelty key
     blocks = difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_matching_blocks()
     return sum(b.size for b in blocks) / short
 
