@@ -79,7 +79,8 @@ class RunningBaseline:
         return {"decay": self.decay, "means": dict(self.means)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.decay, self.means = float(state["decay"]), {str(k): float(v) for k, v in state["means"].items()}
+        """The saved means; the decay stays this object's (the config's), so a resume may change it."""
+        self.means = {str(k): float(v) for k, v in state["means"].items()}
 
 
 def _name(key: Hashable) -> str:
