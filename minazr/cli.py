@@ -8,6 +8,7 @@
     minazr experiment [--config PATH] [--benchmarks ...] [--limit N] [--out DIR] [overrides]   train, then eval the
                   base model and the final checkpoint, learning-curve plot and report (resumable)
     minazr config [--config PATH] [--docs] [overrides]      print the resolved config, or the field reference
+    minazr scale  RUN_DIR --workers N [--timeout S]          grow or shrink the rollout workers of a running run
     minazr bench-executor [--config PATH] [--programs N] [--out DIR] [overrides]   sandbox programs per second
     minazr bench-faults [--config PATH] [--prompts N] [--max-tokens T] [--kill-after S] [--settings 1x1,2x1] [--out DIR]   pool
                   dispatch cost and recovery from a SIGKILLed worker
@@ -41,6 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
                                     "to the cache) and remove torch extras that break transformers.")
     st.add_argument("--model", default="smollm2-135m-instruct", metavar="NAME",
                     help="embedded model: smollm2-135m-instruct (default) or qwen2.5-coder-0.5b-instruct")
+    sc = sub.add_parser("scale", allow_abbrev=False,
+                        help="Grow or shrink the rollout workers of a running training run.",
+                        description="Ask the driver of a running training run for N rollout workers. New workers "
+                                    "start their engines while the run goes on and take requests once they have "
+                                    "the current weights; leaving workers hand back their unfinished requests and "
+                                    "exit. Prints the driver's answer; exit code 2 if refused.")
+    sc.add_argument("run_dir", metavar="RUN_DIR", help="the run's directory (run.out_dir), on this machine")
+    sc.add_argument("--workers", type=int, required=True, metavar="N", help="rollout workers wanted (at least 1)")
+    sc.add_argument("--timeout", type=float, metavar="S", help="seconds to wait for the driver's answer (default: "
+                                                                "the run's rollout.scale_timeout_s + 60)")
     tr = command("train", "Run AZR self-play training.")
     tr.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint "
                                                        "(its config.yaml is used unless --config is given)")
@@ -108,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         from minazr.driver.setup_env import setup
 
         return _guarded(lambda: setup(args.model))
+    if args.command == "scale":
+        return _scale(args)
     config = args.config
     if getattr(args, "resume", None) and not config:
         config = str(Path(args.resume) / "config.yaml")
@@ -137,6 +150,29 @@ def _guarded(fn) -> int:
     except KeyboardInterrupt:
         print("minazr: interrupted", file=sys.stderr)
         return 130
+
+
+def _scale(args) -> int:
+    """`minazr scale RUN_DIR --workers N`: the driver's answer on stdout (exit 0), or one line on stderr (exit 2:
+    refused, no such run, no driver running it, a count below 1; exit 1: no answer in time)."""
+    from minazr.contracts.control import ControlError, ask
+
+    timeout = args.timeout
+    if timeout is None:
+        try:
+            timeout = load_config(str(Path(args.run_dir) / "config.yaml"), []).rollout.scale_timeout_s + 60.0
+        except (ConfigError, OSError):
+            timeout = 120.0
+    try:
+        reply = ask(args.run_dir, args.workers, timeout)
+    except ControlError as e:
+        print(f"minazr: scale: {e}", file=sys.stderr)
+        return 1 if "did not answer" in str(e) else 2
+    if not reply.ok:
+        print(f"minazr: scale: {reply.message}", file=sys.stderr)
+        return 2
+    print(f"minazr scale: {reply.message}")
+    return 0
 
 
 def _config(cfg, args) -> int:

@@ -95,7 +95,8 @@ class RolloutEngine:
     def _refused(self, prompt_ids: list[int], n: int) -> Generation:
         """A request whose prompt cannot fit the context: n empty completions that say so (that sample's failure,
         never the batch's)."""
-        return Generation(prompt_ids, [Completion("", [], [], PROMPT_TOO_LONG) for _ in range(n)], self.version)
+        return Generation(prompt_ids, [Completion("", [], [], PROMPT_TOO_LONG) for _ in range(n)], self.version,
+                          self.worker_index)
 
     def advance(self, adds: list[tuple[str, str, int, int | None, Sampling]], steps: int) -> list[tuple]:
         """Streaming: add requests (key, prompt, n, seed, sampling) to the running batch, run up to `steps` engine
@@ -140,7 +141,7 @@ class RolloutEngine:
             ids = list(c.token_ids)
             lps = [c.logprobs[i][t].logprob for i, t in enumerate(ids)] if c.logprobs else [0.0] * len(ids)
             comps.append(Completion(c.text, ids, lps, c.finish_reason or "stop"))
-        return Generation(list(out.prompt_token_ids), comps, self.version)
+        return Generation(list(out.prompt_token_ids), comps, self.version, self.worker_index)
 
     def load_weights(self, address: str, version: int | None) -> dict:
         """Fetch weights (None: the newest) from the learner's weight server; serve them from now on."""

@@ -61,7 +61,7 @@ import json, sys, time
 import ray
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from minazr.driver.config import RolloutConfig
-from rollout.worker import _placement_group
+from rollout.placement import Slots
 
 ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
 where = ray.remote(num_cpus=1)(lambda: ray.get_runtime_context().get_node_id())
@@ -69,7 +69,7 @@ nodes = {}
 for strategy in ("pack", "strict_spread"):
     while ray.available_resources().get("CPU", 0) < 4:  # a removed group frees its CPUs asynchronously, and a
         time.sleep(0.2)                                  # PACK group that cannot pack at once spreads instead
-    group = _placement_group(RolloutConfig(num_workers=2, num_cpus=1, placement=strategy))
+    group = Slots(RolloutConfig(num_workers=2, num_cpus=1, placement=strategy)).startup
     nodes[strategy] = ray.get([where.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
         group, placement_group_bundle_index=i)).remote() for i in range(2)], timeout=120)
     ray.util.remove_placement_group(group)
@@ -80,7 +80,7 @@ print(json.dumps(nodes))
 def test_placement_strategies_spread_or_pack_two_cpu_nodes():
     """With 2 CPUs per node, two 1-CPU workers fit on one node: strict_spread must still split them, pack must
     put them together (with 1-CPU nodes any strategy, even none, would put one per node). The placement group is
-    the pool's own (rollout.worker._placement_group); the actors on its bundles report their nodes."""
+    the pool's own (rollout.placement.Slots); the actors on its bundles report their nodes."""
     with local_two_node_cluster(2) as (_, address, env):
         res = subprocess.run([sys.executable, "-c", PLACE, address], env=env, capture_output=True, text=True,
                              timeout=300, cwd=REPO)

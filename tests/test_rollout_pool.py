@@ -36,8 +36,8 @@ class _FakeEngine:
         if self.calls == self.die_on_call:
             os._exit(1)  # the process dies mid-call, as with SIGKILL or the OOM killer
         time.sleep(3600 if self.hang else self.delay)
-        return [Generation([0], [Completion(f"{self.name}:{p}", [1] * n, [0.0] * n) for _ in range(n)], 0)
-                for p, n in requests]
+        return [Generation([0], [Completion(f"{self.name}:{p}", [1] * n, [0.0] * n) for _ in range(n)],
+                           getattr(self, "version", 0)) for p, n in requests]
 
     def advance(self, adds, steps):
         """Streaming: a request of prompt 'pK' needs K + 1 engine steps; `steps` steps run per call."""
@@ -52,7 +52,8 @@ class _FakeEngine:
             job[0] -= steps
             if job[0] <= 0:
                 del self.running[rid]
-                done.append((rid, Generation([0], [Completion(f"{self.name}:{job[1]}", [1], [0.0])] * job[2], 0)))
+                done.append((rid, Generation([0], [Completion(f"{self.name}:{job[1]}", [1], [0.0])] * job[2],
+                                             getattr(self, "version", 0))))
         return done
 
     def cancel(self):
@@ -62,10 +63,18 @@ class _FakeEngine:
     def info(self):
         while self.gate and not os.path.exists(self.gate):
             time.sleep(0.05)
-        return {"name": self.name, "pid": os.getpid(), "version": 0}
+        return {"name": self.name, "pid": os.getpid(), "version": getattr(self, "version", 0)}
 
     def load_weights(self, address, version):
-        return self.info()
+        """`address` is a file holding the newest version number; it is read before the gate (a fetch that a
+        push can overtake while this engine is still starting)."""
+        newest = int(open(address).read()) if address and os.path.exists(address) else 0
+        fetched = newest if version is None else version
+        if self.gate:
+            open(f"{self.gate}.read", "w").close()  # tells the test this fetch has read its version
+        info = self.info()
+        self.version = fetched
+        return {**info, "version": fetched}
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +196,128 @@ def test_stream_survives_a_worker_dying_mid_stream(ray_fakes):
     got = _drain(stream)
     assert spawned == [1] and sorted(got) == list(range(6))  # nothing lost, nothing twice
     assert not any(g.completions[0].text.startswith("b:") for g in got.values())  # b died before finishing any
+
+
+# ---- scaling a running pool (`minazr scale`; the real engines and the CLI: tests/test_scaling.py)
+
+
+def _versioned(tmp_path, version: int) -> str:
+    """A fake weight server: the file the fakes read the newest version from."""
+    path = tmp_path / "newest"
+    path.write_text(str(version))
+    return str(path)
+
+
+def _owners(gens) -> list[str]:
+    return [g.completions[0].text.split(":")[0] for g in gens]
+
+
+def test_a_joiner_takes_requests_only_with_the_current_weights(ray_fakes, tmp_path):
+    pool = RolloutPool([ray_fakes.remote("a")], timeout_s=60, spawn=lambda slot: ray_fakes.remote(f"j{slot}"))
+    address = _versioned(tmp_path, 3)
+    pool.load_weights(address, 3)
+    assert pool.request(2) == (True, "1 -> 2 rollout workers: worker 1 starts its engine and takes requests once "
+                                     "it has the current weights")
+    pool.wait_ready()  # the joiner started and fetched the newest weights
+    gens = pool.generate(_requests(8), Sampling())
+    assert set(_owners(gens)) == {"a", "j1"} and {g.version for g in gens} == {3}
+    assert [e["event"] for e in pool.take_events()] == ["join", "serving"]
+    assert pool.request(2)[0] and pool.target == 2  # the same count again: nothing to do
+
+
+def test_a_push_that_overtakes_a_joiners_fetch_is_fetched_again(ray_fakes, tmp_path):
+    """The joiner reads version 1 while it starts; the run pushes version 2 meanwhile; the joiner must not serve
+    version 1: it fetches again before its first request."""
+    gate = tmp_path / "joiner-may-finish-starting"
+    pool = RolloutPool([ray_fakes.remote("a")], timeout_s=60,
+                       spawn=lambda slot: ray_fakes.remote(f"j{slot}", gate=str(gate)))
+    address = _versioned(tmp_path, 1)
+    pool.load_weights(address, 1)
+    assert pool.request(2)[0]
+    gens = pool.generate(_requests(4), Sampling())  # applies the request; the joiner is stuck at its gate
+    assert _owners(gens) == ["a"] * 4 and pool.starting
+    while not os.path.exists(f"{gate}.read"):  # the joiner has read version 1 and waits at the gate
+        time.sleep(0.05)
+    _versioned(tmp_path, 2)
+    assert [s["version"] for s in pool.load_weights(address, 2)] == [2]  # not waiting for the joiner
+    gate.touch()
+    gens = pool.generate(_requests(8), Sampling()) if pool.wait_ready() else []
+    assert "j1" in _owners(gens) and {g.version for g in gens} == {2}
+    assert pool.versions == [2, 2]
+
+
+def test_shrinking_mid_stream_hands_back_unfinished_requests_once(ray_fakes):
+    pool = RolloutPool([ray_fakes.remote("a"), ray_fakes.remote("b")], timeout_s=60,
+                       spawn=lambda slot: ray_fakes.remote(f"j{slot}"))
+    stream = pool.stream(steps=1)
+    for i in range(8):
+        stream.add(i, GenRequest(f"p{i + 3}", 1), Sampling())  # 4-11 steps each: none finishes in round 1
+    stream.next()
+    assert pool.request(1)[0]
+    got = _drain(stream)  # every key exactly once (asserted in _drain)
+    assert sorted(got) == list(range(8)) and set(_owners(got.values())) == {"a"}  # b left before finishing any
+    assert sorted(pool.workers) == [0] and pool.target == 1
+    assert [(e["event"], e["worker"]) for e in pool.take_events()] == [("leave", 1), ("retired", 1)]
+
+
+def test_a_leaver_finishes_its_chunk_and_a_push_skips_it(ray_fakes, tmp_path):
+    """Shrink while both workers generate: the leaver's chunk is kept (not generated twice); the weight push that
+    follows goes to the worker that stays only."""
+    pool = RolloutPool([ray_fakes.remote("a", delay=0.5), ray_fakes.remote("b", delay=2.5)], timeout_s=60,
+                       spawn=lambda slot: ray_fakes.remote(f"j{slot}"), chunks_per_worker=2)
+    pool.wait_ready()
+    import threading
+
+    threading.Timer(0.2, lambda: pool.request(1)).start()  # arrives while b is in its first chunk
+    gens = pool.generate(_requests(8), Sampling())
+    assert [len(g.completions) for g in gens] == [2] * 8 and _owners(gens).count("b") == 2  # one chunk of b's
+    address = _versioned(tmp_path, 5)
+    assert [s["name"] for s in pool.load_weights(address, None)] == ["a"] and pool.versions == [5]
+
+
+def test_a_scale_request_while_a_worker_dies(ray_fakes):
+    """b dies on its first call just as a third worker is asked for: b is replaced, the joiner joins, every
+    request is answered once."""
+    pool = RolloutPool([ray_fakes.remote("a"), ray_fakes.remote("b", die_on_call=1)], timeout_s=60,
+                       spawn=lambda slot: ray_fakes.remote(f"n{slot}"), max_restarts=1, chunks_per_worker=2)
+    pool.wait_ready()
+    assert pool.request(3)[0]
+    gens = pool.generate(_requests(12), Sampling())
+    assert [len(g.completions) for g in gens] == [2] * 12 and "b" not in _owners(gens)
+    pool.wait_ready()
+    assert sorted(pool.workers) == [0, 1, 2] and pool.restarts == 1
+    assert set(_owners(pool.generate(_requests(12), Sampling()))) == {"a", "n1", "n2"}
+
+
+def test_refused_counts_leave_the_pool_as_it_is(ray_fakes):
+    class NoRoom:
+        def place(self, slots):
+            raise PoolError("no room for 1 more rollout worker(s) of {'CPU': 1.0}")
+
+        def release(self, slot):
+            raise AssertionError("nothing was placed")
+
+        def close(self):
+            pass
+
+    fixed = RolloutPool([ray_fakes.remote("a")], timeout_s=60)
+    assert fixed.request(2) == (False, "refused: this pool cannot start workers")
+    pool = RolloutPool([ray_fakes.remote("a")], timeout_s=60, spawn=lambda slot: ray_fakes.remote("x"),
+                       slots=NoRoom())
+    assert pool.request(0) == (False, "refused: 0 rollout workers; a run needs at least one (it keeps 1)")
+    ok, message = pool.request(2)
+    assert not ok and message == ("refused: no room for 1 more rollout worker(s) of {'CPU': 1.0}; the run goes on "
+                                  "with 1")
+    assert pool.target == 1 and pool.generate(_requests(2), Sampling()) and sorted(pool.workers) == [0]
+    assert not pool.take_events()
+
+
+def test_a_joiner_that_cannot_start_is_dropped_and_the_run_goes_on(ray_fakes):
+    pool = RolloutPool([ray_fakes.remote("a")], timeout_s=60,
+                       spawn=lambda slot: ray_fakes.remote("bad", broken=True))
+    assert pool.request(2)[0]
+    gens = pool.generate(_requests(4), Sampling())
+    pool.wait_ready()
+    assert _owners(gens) == ["a"] * 4 and sorted(pool.workers) == [0] and pool.target == 1
+    events = pool.take_events()
+    assert [e["event"] for e in events] == ["join", "retired"] and "cannot load model for bad" in events[1]["why"]

@@ -55,6 +55,7 @@ class Generation:
     prompt_token_ids: list[int]
     completions: list[Completion]
     version: int  # policy version (weights) that produced these completions
+    worker: int = -1  # the rollout worker slot that generated them (-1: not a pool worker)
 
 
 class Policy(Protocol):
@@ -83,3 +84,4 @@ class ScoredSample:
     advantage: float = 0.0
     token_weight: float = 0.0  # loss weight of each of its tokens (see advantages.token_weights)
     extra: dict = field(default_factory=dict)
+    worker: int = -1  # the rollout worker slot that generated it (-1: unknown)

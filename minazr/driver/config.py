@@ -91,6 +91,9 @@ class RolloutConfig:
                                    min=1)
     max_restarts: Int = param(3, "Rollout workers that may die and be replaced during a run; a dead worker's "
                                  "unfinished requests are generated again elsewhere.", min=0)
+    scale_timeout_s: Float = param(60.0, "How long `minazr scale RUN_DIR --workers 2` waits for room for the new "
+                                         "workers (on a cluster with an autoscaler: for nodes to come up) before it "
+                                         "refuses the count; the run goes on meanwhile.", min=1.0)
 
 
 @dataclass(config=_FORBID)

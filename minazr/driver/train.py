@@ -34,6 +34,7 @@ from minazr.driver.metrics import MetricsSink, truncate_after
 from minazr.driver.models import resolve_model
 from minazr.driver.pipeline import Pipeline
 from minazr.driver.report import explain_run
+from minazr.driver.scaling import ScaleListener
 from minazr.driver.ray_session import TrainError, check_reachable, connect_ray, remote_call
 from minazr.selfplay.prompts import Renderer
 from minazr.selfplay.rewards import RewardScheme
@@ -117,9 +118,10 @@ def run_training(cfg: Config, resume: str | None = None, on_step=None) -> Path:
     render = Renderer.from_config(cfg.selfplay, tokenizer)
     tasks = tasks_from_config(cfg.selfplay)
     sink = MetricsSink(run_dir, cfg.train.tensorboard, cfg.train.wandb, to_dict(cfg))
-    cluster = executor = None
+    cluster = executor = listener = None
     try:
         cluster = _Cluster(cfg, model_path, optimizer_state, version, run_dir)
+        listener = ScaleListener(run_dir, cluster.pool, tqdm.write).start()  # `minazr scale RUN_DIR --workers N`
         executor = executor_from_config(cfg.executor)
         buffers = Buffers.empty(tasks, cfg.buffer.cap, cfg.buffer.retire_seed_after)
         budget = PromptBudget.from_config(cfg, render, tasks, tokenizer)
@@ -135,6 +137,8 @@ def run_training(cfg: Config, resume: str | None = None, on_step=None) -> Path:
         _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, rng, sink, tokenizer, evals,
               on_step, guards)
     finally:
+        if listener is not None:
+            listener.close()
         if executor is not None:
             executor.close()
         sink.close()
@@ -182,7 +186,8 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
         if cfg.train.sample_table_every and step % cfg.train.sample_table_every == 0:
             _sample_table(run_dir, step, result.samples, bar.write)
         bar.set_postfix_str("learn")
-        pipe.submit(step, result.samples, {**result.metrics, "rollout/restarts": cluster.pool.restarts, "_t0": t0})
+        pipe.submit(step, result.samples, {**result.metrics, **_pool_metrics(run_dir, step, cluster.pool),
+                                           "_t0": t0})
         last = step + 1 == cfg.train.steps
         if evals and ((step + 1) % cfg.eval.every == 0 or last):
             bar.set_postfix_str("eval")
@@ -213,6 +218,21 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
         print(f"minazr train: {stopped} Checkpoint saved: {run_dir / 'checkpoints' / ckpt}. If you think the run "
               f"should go on, continue it without the rule: minazr train --resume {run_dir} eval.canary_stop_items=0",
               flush=True)
+
+
+def _pool_metrics(run_dir: Path, step: int, pool) -> dict:
+    """The rollout side during this step: workers serving at its end, the requested count, restarts so far, and
+    the joins and leaves (`minazr scale`) since the last step, each also a line in RUN_DIR/scale_events.jsonl. With
+    no join or leave in a step its generation is as reproducible as with a fixed count (rollout/reproducible 1);
+    a step during which the set of workers changed cuts its requests differently (0: not promised)."""
+    events = pool.take_events()
+    if events:
+        with (run_dir / "scale_events.jsonl").open("a") as fh:
+            for e in events:
+                fh.write(json.dumps({"step": step, **e}) + "\n")
+    return {"rollout/workers": len(pool.serving()), "rollout/workers_target": pool.target,
+            "rollout/restarts": pool.restarts, "rollout/scale_events": len(events),
+            "rollout/reproducible": int(not events)}
 
 
 def _evaluate(cfg, run_dir, step, pool, executor, render, evals, write) -> dict:
@@ -320,7 +340,7 @@ def _sample_table(run_dir: Path, step: int, samples, write) -> None:
     with (run_dir / "samples.jsonl").open("a") as fh:
         for s in samples:
             fh.write(json.dumps({"step": step, "task": s.task, "role": s.role, "reward": s.reward,
-                                 "advantage": s.advantage, "outcome": s.outcome, "version": s.version,
+                                 "advantage": s.advantage, "outcome": s.outcome, "version": s.version, "worker": s.worker,
                                  "finish_reason": s.finish_reason, "prompt": s.prompt,
                                  "completion": s.completion}) + "\n")
     rows = [f"  {'role':7} {'task':9} {'reward':>6}  {'outcome':32} completion"]

@@ -703,7 +703,7 @@ def _sample(task: str, role: str, prompt_id: int, prompt: str, gen: Generation, 
     return ScoredSample(task=task, role=role, prompt_id=prompt_id, prompt=prompt, completion=c.text,
                         prompt_token_ids=gen.prompt_token_ids, completion_token_ids=c.token_ids,
                         logprobs=c.logprobs, version=gen.version, temperature=temperature,
-                        finish_reason=c.finish_reason)
+                        finish_reason=c.finish_reason, worker=gen.worker)
 
 
 def _trivial(reason: str | None) -> bool:
