@@ -151,7 +151,7 @@ class RolloutEngine:
         (stats,) = self.llm.collective_rpc("minazr_load_weights", args=(address, version))
         self.llm.reset_prefix_cache()  # cached KV blocks were computed by the old weights
         self.version = stats["version"]
-        return {**stats, "total_s": time.perf_counter() - t0, "worker": self.worker_index}
+        return {**stats, "total_s": time.perf_counter() - t0, "worker": self.worker_index, "node_id": _node()[0]}
 
     def score(self, token_ids: list[int], start: int) -> list[float]:
         """Log-probs the serving weights give token_ids[start:], each conditioned on everything before it."""
@@ -164,13 +164,17 @@ class RolloutEngine:
 
     def info(self) -> dict:
         """Who and where this engine is: slot, served version, core binding, host, pid, Ray node id and IP."""
-        node_id, node_ip = None, None
-        try:
-            import ray
-
-            if ray.is_initialized():
-                node_id, node_ip = ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()
-        except ImportError:  # the plain engine runs without Ray too
-            pass
+        node_id, node_ip = _node()
         return {"worker": self.worker_index, "version": self.version, "binding": self.binding, "dtype": self.dtype,
                 "node": os.uname().nodename, "pid": os.getpid(), "node_id": node_id, "node_ip": node_ip}
+
+
+def _node() -> tuple[str | None, str | None]:
+    """(Ray node id, node IP) of this process; (None, None) outside Ray (the plain engine runs without it too)."""
+    try:
+        import ray
+    except ImportError:
+        return None, None
+    if not ray.is_initialized():
+        return None, None
+    return ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()

@@ -117,6 +117,7 @@ class RolloutPool:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()  # ("join", slot, actor) | ("target", n)
         self.target = len(self.workers)
         self._in_use = set(self.workers)
+        self.asked = self.answered = 0  # requests taken and generations returned, all calls and streams together
 
     @property
     def versions(self) -> list[int]:
@@ -176,6 +177,8 @@ class RolloutPool:
             else:
                 idle.append(slot)
         self._retire_leavers(busy=set())
+        self.asked += len(requests)
+        self.answered += sum(g is not None for g in out)
         return out
 
     def stream(self, steps: int = 8) -> "PoolStream":
@@ -271,6 +274,12 @@ class RolloutPool:
         events, self.events = self.events, []
         return events
 
+    def take_counts(self) -> tuple[int, int]:
+        """(requests taken, generations returned) since the last call."""
+        counts = (self.asked, self.answered)
+        self.asked = self.answered = 0
+        return counts
+
     def _poll(self) -> None:
         """Apply what request() queued (the pool's own thread only)."""
         while True:
@@ -321,9 +330,9 @@ class RolloutPool:
             self._in_use.discard(slot)
         self._event("retired", slot, why)
 
-    def _event(self, kind: str, slot: int, why: str = "") -> None:
+    def _event(self, kind: str, slot: int, why: str = "", **extra) -> None:
         self.events.append({"event": kind, "worker": slot, "why": why, "time": time.time(),
-                            "workers": len(self.workers) - len(self.leaving)})
+                            "workers": len(self.workers) - len(self.leaving), **extra})
 
     # ---- failures
 
@@ -385,7 +394,7 @@ class RolloutPool:
         self.version_of[slot] = stats.get("version", 0)
         if slot in self.joining:
             self.joining.discard(slot)
-            self._event("serving", slot)
+            self._event("serving", slot, node_id=stats.get("node_id"), version=stats.get("version", 0))
         return slot, stats
 
     def _join_failed(self, slot: int, error: Exception) -> None:
@@ -459,6 +468,7 @@ class PoolStream:
         rid = f"r{self.counter}"
         self.counter += 1
         self.keys[rid] = key
+        self.pool.asked += 1
         self._assign((rid, request.prompt, request.n, request.seed, sampling))
 
     def busy(self) -> bool:
@@ -478,6 +488,7 @@ class PoolStream:
             for rid, gen in finished:
                 self.assigned[slot].pop(rid, None)
                 done.append((self.keys.pop(rid), gen))
+                self.pool.answered += 1
         self._scale()  # nothing is in flight here: the one point where a worker can leave without a race
         self._launch()
         return done

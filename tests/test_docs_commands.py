@@ -115,7 +115,7 @@ def mentioned_commands() -> list[tuple[str, str]]:
                     part = re.split(r" [>|] | #", part)[0]  # a redirection, a pipe or a comment ends it
                     m = re.match(r"\s*(?:\S+=\S+\s+)*(?:\.venv/bin/)?minazr\s+(\S.*)$", part)
                     if m and "[" not in m.group(1) and "..." not in m.group(1) \
-                            and not m.group(1).startswith(("-", "train:", "setup:")):
+                            and not m.group(1).startswith(("-", "train:", "setup:", "scale:")):
                         found.append((f"{path.relative_to(REPO)}:{n}", "minazr " + m.group(1).strip()))
     return found
 

@@ -221,18 +221,20 @@ def _loop(cfg, run_dir, start_step, cluster, buffers, tasks, executor, render, r
 
 
 def _pool_metrics(run_dir: Path, step: int, pool) -> dict:
-    """The rollout side during this step: workers serving at its end, the requested count, restarts so far, and
-    the joins and leaves (`minazr scale`) since the last step, each also a line in RUN_DIR/scale_events.jsonl. With
-    no join or leave in a step its generation is as reproducible as with a fixed count (rollout/reproducible 1);
-    a step during which the set of workers changed cuts its requests differently (0: not promised)."""
+    """The rollout side since the last step: workers serving now, the requested count, restarts so far, requests
+    taken and generations returned (always equal: a lost or doubled sample would show here), and the joins and
+    leaves (`minazr scale`), each also a line in RUN_DIR/scale_events.jsonl. A step with no join or leave is as
+    reproducible as with a fixed count (rollout/reproducible 1); one during which the set of workers changed cut
+    its requests differently (0: reproducibility across it is not promised)."""
     events = pool.take_events()
+    asked, answered = pool.take_counts()
     if events:
         with (run_dir / "scale_events.jsonl").open("a") as fh:
             for e in events:
                 fh.write(json.dumps({"step": step, **e}) + "\n")
     return {"rollout/workers": len(pool.serving()), "rollout/workers_target": pool.target,
             "rollout/restarts": pool.restarts, "rollout/scale_events": len(events),
-            "rollout/reproducible": int(not events)}
+            "rollout/reproducible": int(not events), "rollout/requests": asked, "rollout/answered": answered}
 
 
 def _evaluate(cfg, run_dir, step, pool, executor, render, evals, write) -> dict:
