@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--peer-steps", type=int, default=1, help="timed TRL GRPOTrainer steps after a warm-up one "
                                                                  "(needs pip install -e '.[peer]'; 0 skips; "
                                                                  "default 1)")
+    bench.add_argument("--scale-steps", type=int, default=0, metavar="N",
+                       help="scale a running training loop 1 -> 2 -> 1 rollout workers on a local two-node cluster, "
+                            "N steady steps per size: tokens/s and step time before and after, time from the "
+                            "request to the joiner's first answer (default 0: skip)")
+    bench.add_argument("--scale-only", action="store_true",
+                       help="run only the scale stage (--scale-steps, default 3 then) and write DIR/bench_scale.json")
     bench.add_argument("--dtype-timeout", type=float, default=600.0, metavar="S",
                        help="seconds plain vLLM may take in a dtype other than the engines' (a dtype the CPU only "
                             "emulates can be many times slower; it is then reported as below the rate that would "
@@ -236,8 +242,16 @@ def _bench(cfg, args) -> int:
     if args.dtype_timeout <= 0:
         print(f"minazr: --dtype-timeout {args.dtype_timeout:g}: expected a positive number of seconds", file=sys.stderr)
         return 2
+    if args.scale_steps < 0:
+        print(f"minazr: --scale-steps {args.scale_steps}: expected 0 (skip) or more", file=sys.stderr)
+        return 2
+    if args.scale_only:
+        from minazr.bench.scale import run_scale_only
+
+        run_scale_only(cfg, args.scale_steps or 3, args.out)
+        return 0
     run_bench(cfg, workers, args.prompts, args.max_tokens, args.repeats, args.out, args.loop_steps, loop,
-              args.peer_steps, args.dtype_timeout)
+              args.peer_steps, args.dtype_timeout, args.scale_steps)
     return 0
 
 

@@ -118,6 +118,7 @@ class RolloutPool:
         self.target = len(self.workers)
         self._in_use = set(self.workers)
         self.asked = self.answered = 0  # requests taken and generations returned, all calls and streams together
+        self._fresh: set[int] = set()  # joiners serving that have not returned a generation yet
 
     @property
     def versions(self) -> list[int]:
@@ -172,13 +173,13 @@ class RolloutPool:
                 continue
             for i, gen in zip(chunk, gens):
                 out[i] = gen
+            self._answered(slot, len(gens))
             if slot in self.leaving:  # it finished its last chunk
                 self._retire(slot, "left")
             else:
                 idle.append(slot)
         self._retire_leavers(busy=set())
         self.asked += len(requests)
-        self.answered += sum(g is not None for g in out)
         return out
 
     def stream(self, steps: int = 8) -> "PoolStream":
@@ -317,6 +318,7 @@ class RolloutPool:
         self.version_of.pop(slot, None)
         self.leaving.discard(slot)
         self.joining.discard(slot)
+        self._fresh.discard(slot)
         for ref, (s, _) in list(self.starting.items()):
             if s == slot:
                 del self.starting[ref]
@@ -394,8 +396,17 @@ class RolloutPool:
         self.version_of[slot] = stats.get("version", 0)
         if slot in self.joining:
             self.joining.discard(slot)
+            self._fresh.add(slot)
             self._event("serving", slot, node_id=stats.get("node_id"), version=stats.get("version", 0))
         return slot, stats
+
+    def _answered(self, slot: int, count: int) -> None:
+        """`count` generations came back from `slot`; a joiner's first ones are an event (the time a scale
+        request takes to pay off: minazr bench's scale stage)."""
+        self.answered += count
+        if count and slot in self._fresh:
+            self._fresh.discard(slot)
+            self._event("first_answer", slot)
 
     def _join_failed(self, slot: int, error: Exception) -> None:
         log.warning("rollout worker %d did not join (%s); the run goes on with the others", slot,
@@ -488,7 +499,7 @@ class PoolStream:
             for rid, gen in finished:
                 self.assigned[slot].pop(rid, None)
                 done.append((self.keys.pop(rid), gen))
-                self.pool.answered += 1
+            self.pool._answered(slot, len(finished))
         self._scale()  # nothing is in flight here: the one point where a worker can leave without a race
         self._launch()
         return done

@@ -2,51 +2,17 @@
 with its own resources), and rollout workers' placement groups spread or packed over its nodes. The documented
 cluster commands (`ray start`, `ray job submit --working-dir .`, `ray stop`) run in tests/test_docs_commands.py."""
 
-import contextlib
 import json
-import os
-import secrets
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from minazr.bench.scale import local_two_node_cluster
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def local_two_node_cluster(cpus_per_node: int):
-    """Head (resource head_node) + second node (resource second_node), `cpus_per_node` CPUs each, token auth on.
-    Yields (dashboard URL, GCS address, environment for clients)."""
-    port, dash = _free_port(), _free_port()
-    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
-    env.pop("RAY_ADDRESS", None)
-    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus_per_node), "--num-gpus", "0",
-              "--disable-usage-stats"]
-    head = [RAY, "start", "--head", "--port", str(port), "--dashboard-port", str(dash), "--include-dashboard",
-            "true", "--resources", '{"head_node": 1}', "--temp-dir", temp_dir, *common]
-    second = [RAY, "start", "--address", f"127.0.0.1:{port}", "--resources", '{"second_node": 1}', *common]
-    try:
-        for cmd in (head, second):
-            res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-            assert res.returncode == 0, res.stderr[-2000:]
-        yield f"http://127.0.0.1:{dash}", f"127.0.0.1:{port}", env
-    finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture

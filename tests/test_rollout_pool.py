@@ -221,7 +221,7 @@ def test_a_joiner_takes_requests_only_with_the_current_weights(ray_fakes, tmp_pa
     pool.wait_ready()  # the joiner started and fetched the newest weights
     gens = pool.generate(_requests(8), Sampling())
     assert set(_owners(gens)) == {"a", "j1"} and {g.version for g in gens} == {3}
-    assert [e["event"] for e in pool.take_events()] == ["join", "serving"]
+    assert [e["event"] for e in pool.take_events()] == ["join", "serving", "first_answer"]
     assert pool.request(2)[0] and pool.target == 2  # the same count again: nothing to do
 
 

@@ -1,7 +1,9 @@
 """Scaling the rollout side of a running job with real vLLM CPU engines and real Ray (issue 30): `minazr scale`
-1 -> 2 -> 1 during a training run on the local cluster and on the two-node test cluster, a leaver racing a weight
-push and a join racing a worker's death at the pool, and the command's refusals against a live run. The pool's
-logic with stand-in engines: tests/test_rollout_pool.py; the control folder: tests/test_control.py."""
+1 -> 2 -> 1 during a training run on the local cluster with the command's refusals against a live run, and a
+leaver racing a weight push and a join racing a worker's death at the pool. The same on the two-node test cluster,
+with the joiner on the other node, is `minazr bench --scale-steps` (tests/test_bench.py checks its run with
+check_run below). The pool's logic with stand-in engines: tests/test_rollout_pool.py; the control folder:
+tests/test_control.py."""
 
 import json
 import os
@@ -12,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY
-from test_cluster import local_two_node_cluster
 from test_faults import metrics, minazr, wait_for
 
 from minazr.bench.faults import kill_when_busy
@@ -81,7 +82,8 @@ def check_run(run: Path, steps: int) -> list[dict]:
     assert counts[0] == 1 and 2 in counts and counts[-1] == 1, counts
     assert 0 in [x["rollout/reproducible"] for x in m]
     ev = events(run)
-    assert [(e["event"], e["worker"]) for e in ev] == [("join", 1), ("serving", 1), ("leave", 1), ("retired", 1)]
+    assert [(e["event"], e["worker"]) for e in ev] == [("join", 1), ("serving", 1), ("first_answer", 1), ("leave", 1),
+                                                      ("retired", 1)]
     first_step = min(s["step"] for s in joiner)
     assert ev[1]["version"] <= first_step  # it had weights before it served; the samples say which
     return ev
@@ -108,24 +110,6 @@ def test_scale_up_and_down_during_a_run_and_refusals(tmp_path):
     check_run(run, steps)
     finished = scale(run, 2)  # the run is over
     assert finished.returncode == 2 and "no driver is running this run (it finished or stopped)" in finished.stderr
-
-
-def test_scale_on_two_nodes_puts_the_joiner_on_the_other_node(tmp_path):
-    """1 CPU per node, 1 CPU per worker: the first worker fills one node, so the joiner can only go to the other."""
-    run, steps = tmp_path / "run", 6
-    with local_two_node_cluster(1) as (_, address, env):
-        proc = minazr("train", f"run.out_dir={run}", f"train.steps={steps}", f"train.ray_address={address}",
-                      *SMALL, "rollout.num_cpus=1", "rollout.scale_timeout_s=60", env=env)
-        try:
-            grow_then_shrink(run, proc, steps, env)
-            _, err = proc.communicate(timeout=1800)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, 9)
-    assert proc.returncode == 0, err[-3000:]
-    ev = check_run(run, steps)
-    first = json.loads((run / "cluster.json").read_text())["workers"][0]["node_id"]
-    assert ev[1]["node_id"] and ev[1]["node_id"] != first
 
 
 def test_a_join_racing_a_death_and_a_leave_racing_a_push_with_real_engines():
@@ -180,7 +164,7 @@ def test_a_join_racing_a_death_and_a_leave_racing_a_push_with_real_engines():
         assert wait_gone(leaver, 60)
         gens = pool.generate(requests[:4], sampling)
         assert {g.version for g in gens} == {2} and {g.worker for g in gens} == {0}
-        assert [e["event"] for e in pool.take_events()] == ["join", "serving", "leave", "retired"]
+        assert [e["event"] for e in pool.take_events()] == ["join", "serving", "first_answer", "leave", "retired"]
         pool.close()
         ray.kill(learner)
     finally:

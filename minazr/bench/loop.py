@@ -399,7 +399,7 @@ def measure_peer(model_path, step_requests: list, cfg: Config, steps: int) -> di
 
 def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, repeats: int, out: str,
               loop_steps: int = 4, loop_settings: list[tuple[int, int, int]] = ((0, 0, 0), (1, 0, 0)),
-              peer_steps: int = 1, dtype_timeout_s: float = 600.0) -> dict:
+              peer_steps: int = 1, dtype_timeout_s: float = 600.0, scale_steps: int = 0) -> dict:
     import ray
     from transformers import AutoTokenizer
 
@@ -412,7 +412,7 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
     on_cpu = cfg.rollout.num_gpus == 0
     stages = ["prompts", *(f"pool x{w}" for w in workers), "vLLM ceiling", *(["dtypes"] if on_cpu else []),
               "transformers", "weight sync + step",
-              *loop_stages]
+              *loop_stages, *(["scale 1 -> 2 -> 1"] if scale_steps else [])]
     bar = tqdm(stages, desc="bench", unit="stage", dynamic_ncols=True)
     report: dict = {"model": cfg.model.name, "device": _device(cfg), "prompts": n_prompts, "max_tokens": max_tokens,
                     "repeats": repeats}
@@ -465,6 +465,13 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
             bar.set_postfix_str("peer (TRL)")
             peer = measure_peer(model_path, loop_requests, cfg, peer_steps) if peer_steps else {"skipped": "--peer-steps 0"}
             bar.update(1)
+        scaled = None
+        if scale_steps:
+            from minazr.bench.scale import measure_scale
+
+            bar.set_postfix_str("scale 1 -> 2 -> 1")
+            scaled = measure_scale(cfg, scale_steps, Path(out))
+            bar.update(1)
     finally:
         bar.close()
         executor.close()
@@ -496,6 +503,8 @@ def run_bench(cfg: Config, workers: list[int], n_prompts: int, max_tokens: int, 
         if "completions_per_s" in peer:
             best = max(x["completions_per_s"] for x in loops)
             report["loop"]["vs_peer_completions_per_s"] = best / peer["completions_per_s"]
+    if scaled is not None:
+        report["scale"] = scaled
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(report, indent=2))
@@ -536,6 +545,10 @@ def markdown(r: dict) -> str:
              f"a step ({r['model']}, {r['device']}, {r['prompts']} prompts x {r['max_tokens']} tokens)"]
     if "loop" in r:
         lines += ["", loop_markdown(r["loop"])]
+    if "scale" in r:
+        from minazr.bench.scale import scale_markdown
+
+        lines += ["", scale_markdown(r["scale"])]
     return "\n".join(lines)
 
 

@@ -10,7 +10,6 @@ an accepted request at its next safe point (docs/cluster.md, "Scaling a running 
 
 import logging
 import threading
-import time
 
 from minazr.contracts.control import Beacon
 

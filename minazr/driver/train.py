@@ -227,14 +227,15 @@ def _pool_metrics(run_dir: Path, step: int, pool) -> dict:
     reproducible as with a fixed count (rollout/reproducible 1); one during which the set of workers changed cut
     its requests differently (0: reproducibility across it is not promised)."""
     events = pool.take_events()
+    changes = [e for e in events if e["event"] != "first_answer"]  # a joiner's first answer changes nothing
     asked, answered = pool.take_counts()
     if events:
         with (run_dir / "scale_events.jsonl").open("a") as fh:
             for e in events:
                 fh.write(json.dumps({"step": step, **e}) + "\n")
     return {"rollout/workers": len(pool.serving()), "rollout/workers_target": pool.target,
-            "rollout/restarts": pool.restarts, "rollout/scale_events": len(events),
-            "rollout/reproducible": int(not events), "rollout/requests": asked, "rollout/answered": answered}
+            "rollout/restarts": pool.restarts, "rollout/scale_events": len(changes),
+            "rollout/reproducible": int(not changes), "rollout/requests": asked, "rollout/answered": answered}
 
 
 def _evaluate(cfg, run_dir, step, pool, executor, render, evals, write) -> dict:
