@@ -173,7 +173,7 @@ def _scale(args) -> int:
         reply = ask(args.run_dir, args.workers, timeout)
     except ControlError as e:
         print(f"minazr: scale: {e}", file=sys.stderr)
-        return 1 if "did not answer" in str(e) else 2
+        return e.exit_code
     if not reply.ok:
         print(f"minazr: scale: {reply.message}", file=sys.stderr)
         return 2

@@ -50,9 +50,10 @@ def start_pool(model_path: str, cfg, seed: int) -> "RolloutPool":
 
     def spawn(i: int):
         # worker i's engine binds to the i-th slice of its node's cores (rollout.cpu_cores_per_worker, else an
-        # even split among the start-up workers); Ray caps OMP_NUM_THREADS at the actor's num_cpus, so the engine
-        # gets as many threads as cores it is bound to
-        count = max(cfg.num_workers, i + 1)
+        # even split among the start-up workers; a joiner, usually on a node of its own, wraps around to the first
+        # slice); Ray caps OMP_NUM_THREADS at the actor's num_cpus, so the engine gets as many threads as cores it
+        # is bound to
+        count = cfg.num_workers
         threads = cfg.cpu_cores_per_worker or max(1, (os.cpu_count() or 1) // count)
         options = dict(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, max_concurrency=1,
                        runtime_env={"env_vars": {**WORKER_ENV, "OMP_NUM_THREADS": str(threads)}}, **slots.options(i))
@@ -117,6 +118,7 @@ class RolloutPool:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()  # ("join", slot, actor) | ("target", n)
         self.target = len(self.workers)
         self._in_use = set(self.workers)
+        self._pending_joins = 0  # joins queued in the inbox, not applied yet
         self.asked = self.answered = 0  # requests taken and generations returned, all calls and streams together
         self._fresh: set[int] = set()  # joiners serving that have not returned a generation yet
 
@@ -224,10 +226,14 @@ class RolloutPool:
 
     def close(self) -> None:
         for w in self.workers.values():
+            _kill(w)
+        while True:  # joiners asked for but never applied
             try:
-                ray.kill(w)
-            except Exception:  # already gone: nothing to close
-                pass
+                message = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if message[0] == "join":
+                _kill(message[2])
         if self.slots is not None:
             self.slots.close()
             self.slots = None
@@ -256,17 +262,29 @@ class RolloutPool:
             with self._lock:
                 new = [s for s in range(n + len(self._in_use)) if s not in self._in_use][:n - current]
                 self._in_use.update(new)
+            actors, placed = [], False
             try:
                 if self.slots is not None:
-                    self.slots.place(new)
-            except PoolError as e:
+                    self.slots.place(new)  # all or nothing
+                placed = True
+                for slot in new:
+                    actors.append(self.spawn(slot))
+            except Exception as e:  # nothing of this request stays: no room, no actor, no slot
+                for actor in actors:
+                    _kill(actor)
+                if placed and self.slots is not None:
+                    for slot in new:
+                        self.slots.release(slot)
                 with self._lock:
                     self._in_use.difference_update(new)
-                return False, f"refused: {e}; the run goes on with {current}"
-            for slot in new:
-                self._inbox.put(("join", slot, self.spawn(slot)))
+                if isinstance(e, PoolError):
+                    return False, f"refused: {e}; the run goes on with {current}"
+                raise
             with self._lock:
-                self.target = n
+                self.target += len(new)  # relative: a joiner that failed meanwhile already took itself off
+                self._pending_joins += len(new)
+            for slot, actor in zip(new, actors):
+                self._inbox.put(("join", slot, actor))
             who = (f"worker {new[0]} starts its engine and takes requests once it has" if len(new) == 1 else
                    f"workers {', '.join(map(str, new))} start their engines and take requests once they have")
             return True, f"{current} -> {n} rollout workers: {who} the current weights"
@@ -282,7 +300,12 @@ class RolloutPool:
         return counts
 
     def _poll(self) -> None:
-        """Apply what request() queued (the pool's own thread only)."""
+        """Apply what request() queued, and drop joiners past their start deadline (the pool's own thread only)."""
+        now = time.monotonic()
+        for slot, deadline in list(self.starting.values()):
+            if slot in self.joining and deadline < now:
+                self._join_failed(slot, PoolError(f"rollout worker {slot} did not start within "
+                                                  f"{self.timeout_s:.0f} s (rollout.timeout_s)"))
         while True:
             try:
                 message = self._inbox.get_nowait()
@@ -290,6 +313,8 @@ class RolloutPool:
                 return
             if message[0] == "join":
                 _, slot, actor = message
+                with self._lock:
+                    self._pending_joins -= 1
                 self.workers[slot], self.version_of[slot] = actor, 0
                 self.joining.add(slot)
                 self._start(slot)
@@ -322,10 +347,7 @@ class RolloutPool:
         for ref, (s, _) in list(self.starting.items()):
             if s == slot:
                 del self.starting[ref]
-        try:
-            ray.kill(actor)
-        except Exception:  # already gone
-            pass
+        _kill(actor)
         if self.slots is not None:
             self.slots.release(slot)
         with self._lock:
@@ -412,8 +434,9 @@ class RolloutPool:
         log.warning("rollout worker %d did not join (%s); the run goes on with the others", slot,
                     error if isinstance(error, PoolError) else root_cause(error))
         self._retire(slot, f"failed to join: {error if isinstance(error, PoolError) else root_cause(error)}")
-        with self._lock:
-            self.target -= 1
+        staying = sum(s not in self.leaving for s in self.workers)
+        with self._lock:  # what the run can still have; a shrink asked for meanwhile may already be lower
+            self.target = min(self.target, staying + self._pending_joins)
 
     def _settle(self, joiners: bool = False) -> dict[int, dict]:
         """Wait until every replacement (and with `joiners`, every joining worker) serves; their stats by slot."""
@@ -449,6 +472,13 @@ class RolloutPool:
         what = "start" if first[1] is None else "finish a generate call"
         raise PoolError(f"rollout worker {first[0]} did not {what} within {self.timeout_s:.0f} s "
                         f"(rollout.timeout_s)")
+
+
+def _kill(actor) -> None:
+    try:
+        ray.kill(actor)
+    except Exception:  # already gone: nothing to kill
+        pass
 
 
 class PoolStream:

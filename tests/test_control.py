@@ -133,3 +133,26 @@ def test_cli_prints_the_accepted_answer(tmp_path):
         listener.close()
     assert ok.returncode == 0 and ok.stdout == "minazr scale: 1 -> 3 rollout workers\n", ok.stderr
     assert refused.returncode == 2 and refused.stderr == "minazr: scale: refused: no room for 7\n"
+
+
+def test_a_withdrawn_request_is_never_carried_out_and_a_claimed_one_is_waited_for(tmp_path):
+    run, pool = _run(tmp_path), _Pool()
+    Beacon(run)
+    with pytest.raises(ControlError, match="withdrawn") as e:
+        ask(run, 3, timeout_s=0.5)  # nobody listening yet
+    assert e.value.exit_code == 1
+    listener = ScaleListener(run, pool, lambda line: None).start()
+    try:
+        time.sleep(1.5)
+        assert pool.asked == []  # the withdrawn request was not acted on later
+
+        class Slow(_Pool):
+            def request(self, n):
+                time.sleep(2.0)  # longer than the asker's timeout: it was claimed, so the asker waits on
+                return super().request(n)
+
+        listener.pool = Slow()
+        assert ask(run, 2, timeout_s=1.5) == control.Reply(True, "1 -> 2 rollout workers")
+    finally:
+        listener.close()
+    assert not list((run / "control").glob("*.json"))

@@ -141,6 +141,7 @@ def test_survivors_take_the_lost_chunk_while_the_replacement_starts(ray_fakes, t
 
 def test_hung_worker_becomes_an_error_naming_it(ray_fakes):
     pool = RolloutPool([ray_fakes.remote("ok"), ray_fakes.remote("stuck", hang=True)], timeout_s=2)
+    pool.wait_ready()  # both actors up: on a loaded machine a slow actor start must not pass for the hang
     t0 = time.perf_counter()
     with pytest.raises(PoolError, match=r"rollout worker 1 did not finish a generate call within 2 s"):
         pool.generate(_requests(4), Sampling())
@@ -321,3 +322,16 @@ def test_a_joiner_that_cannot_start_is_dropped_and_the_run_goes_on(ray_fakes):
     assert _owners(gens) == ["a"] * 4 and sorted(pool.workers) == [0] and pool.target == 1
     events = pool.take_events()
     assert [e["event"] for e in events] == ["join", "retired"] and "cannot load model for bad" in events[1]["why"]
+
+
+def test_a_request_that_fails_halfway_leaves_nothing_behind(ray_fakes):
+    def spawn(slot):
+        if slot == 2:
+            raise RuntimeError("cannot create actor")
+        return ray_fakes.remote(f"j{slot}")
+
+    pool = RolloutPool([ray_fakes.remote("a")], timeout_s=60, spawn=spawn)
+    with pytest.raises(RuntimeError, match="cannot create actor"):
+        pool.request(3)  # slot 1's actor is made, slot 2's fails: both are undone
+    assert pool.target == 1 and pool._in_use == {0} and pool._inbox.empty()
+    assert pool.request(2)[0] and pool.wait_ready() and sorted(pool.workers) == [0, 1]

@@ -121,7 +121,8 @@ def run_training(cfg: Config, resume: str | None = None, on_step=None) -> Path:
     cluster = executor = listener = None
     try:
         cluster = _Cluster(cfg, model_path, optimizer_state, version, run_dir)
-        listener = ScaleListener(run_dir, cluster.pool, tqdm.write).start()  # `minazr scale RUN_DIR --workers N`
+        listener = ScaleListener(run_dir, cluster.pool, tqdm.write,  # `minazr scale RUN_DIR --workers N`
+                                 cfg.rollout.scale_timeout_s + 60).start()
         executor = executor_from_config(cfg.executor)
         buffers = Buffers.empty(tasks, cfg.buffer.cap, cfg.buffer.retire_seed_after)
         budget = PromptBudget.from_config(cfg, render, tasks, tokenizer)
