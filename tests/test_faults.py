@@ -42,6 +42,14 @@ def metrics(run: Path) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text().splitlines()] if path.is_file() else []
 
 
+def train_once(ray, learner, ids: list[int], version: int) -> dict:
+    """One learner step that makes the completion ids[1:] (after the prompt ids[:1]) likelier, published as
+    `version`; the update's metrics."""
+    sample = {"prompt_ids": ids[:1], "completion_ids": ids[1:], "advantage": 1.0,
+              "token_weight": 1 / len(ids[1:]), "logprobs": ray.get(learner.score.remote(ids, 1))}
+    return ray.get(learner.train_step.remote([sample], version), timeout=300)
+
+
 def test_pool_replaces_a_worker_killed_mid_generate():
     """Against a learner that has published a trained version: SIGKILL one of two workers while it generates; every
     request still gets exactly its completions, the replacement serves that trained version, the survivor is
@@ -65,10 +73,8 @@ def test_pool_replaces_a_worker_killed_mid_generate():
         ids = list(range(100, 140))
         base = ray.get(learner.score.remote(ids, 1), timeout=300)
 
-        def train(version):  # one step that makes the completion ids[1:] likelier, then publish `version`
-            sample = {"prompt_ids": ids[:1], "completion_ids": ids[1:], "advantage": 1.0,
-                      "token_weight": 1 / len(ids[1:]), "logprobs": ray.get(learner.score.remote(ids, 1))}
-            return ray.get(learner.train_step.remote([sample], version), timeout=300)
+        def train(version):
+            return train_once(ray, learner, ids, version)
 
         assert train(1)["version"] == 1
         pool = start_pool(path, cfg.rollout, seed=0)

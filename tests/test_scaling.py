@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY
-from test_faults import metrics, minazr, wait_for
+from test_faults import metrics, minazr, train_once, wait_for
 
 from minazr.bench.faults import kill_when_busy
 
@@ -134,9 +134,7 @@ def test_a_join_racing_a_death_and_a_leave_racing_a_push_with_real_engines():
         ids = list(range(100, 140))
 
         def train(version):
-            sample = {"prompt_ids": ids[:1], "completion_ids": ids[1:], "advantage": 1.0,
-                      "token_weight": 1 / len(ids[1:]), "logprobs": ray.get(learner.score.remote(ids, 1))}
-            return ray.get(learner.train_step.remote([sample], version), timeout=300)
+            return train_once(ray, learner, ids, version)
 
         assert train(1)["version"] == 1
         pool = start_pool(path, cfg.rollout, seed=0)
