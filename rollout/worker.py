@@ -135,7 +135,7 @@ class RolloutPool:
 
     def generate(self, requests: list[GenRequest], sampling: Sampling) -> list[Generation]:
         self._poll()
-        self._retire_leavers(busy=set())
+        self._retire_leavers(busy=set())  # before the split: leavers count for nothing
         count = len(self.workers) - len(self.leaving)
         parts = count * (self.chunks_per_worker if count > 1 else 1)
         queue_ = deque(split_by_load(requests, max(1, parts)))
@@ -143,7 +143,8 @@ class RolloutPool:
         running: dict = {}  # ref -> (worker slot, chunk, deadline)
         out: list[Generation | None] = [None] * len(requests)
         while queue_ or running:
-            self._poll()  # scale requests apply between chunks
+            self._poll()  # scale requests apply between chunks; leavers with nothing running go
+            self._retire_leavers(busy={v[0] for v in running.values()})
             while queue_ and idle:
                 slot = idle.popleft()
                 if slot not in self.serving() or slot in {v[0] for v in running.values()}:
@@ -155,9 +156,7 @@ class RolloutPool:
                                                          sampling, seeds)
                 running[ref] = (slot, chunk, time.monotonic() + self.timeout_s)
             ref = self._wait_one(running)
-            if ref is None:  # nothing finished yet: apply scale requests; leavers with nothing running go
-                self._poll()
-                self._retire_leavers(busy={v[0] for v in running.values()})
+            if ref is None:  # nothing finished within POLL_S: look at scale requests again
                 continue
             if ref in self.starting:  # a new or replacement worker has its weights: it serves from now on
                 started = self._started(ref)
