@@ -12,7 +12,7 @@ from minazr.driver.config import RewardsConfig, SelfPlayConfig
 from minazr.selfplay.advantages import RunningBaseline, prompt_running, trr_plus_plus
 from minazr.selfplay.buffer import Buffers, TaskBuffer, record_group, settled
 from minazr.selfplay.rewards import RewardScheme, proposer_reward
-from minazr.selfplay.step import group_metrics, seed_buffers, selfplay_step, solver_entries
+from minazr.selfplay.step import selfplay_step, solver_entries
 from minazr.selfplay.tasks import Entry, make_task, tasks_from_config
 from minazr.selfplay.tasks.base import RESEMBLES, resemblance
 
@@ -224,3 +224,58 @@ def test_references_shown_as_calls_carry_no_code_to_paste():
     assert "- f([1, 2, 3, 4]) returns [2, 4, 8]" in prompt
     assert "out.append" not in prompt and "x % 3" not in prompt
     assert "out.append" in make_task("deduction").propose_prompt({"references": [ref]})  # AZR's style shows it
+
+
+# ---------------------------------------------------------------- induction without a hint
+
+
+def _induction(executor, text, answer, **overrides):
+    """One step whose induction proposer writes `text` for DOUBLE (the only program in the buffers) and whose
+    solver answers answer(prompt); the induction proposal's sample and the step."""
+    buffers = Buffers.empty(("deduction", "induction"), cap=100)
+    buffers["deduction"].add(Entry("deduction", {"program": DOUBLE, "inputs": "1", "output": "3"}, "k", 0))
+    cfg = SelfPlayConfig(tasks=["deduction", "induction"], propose_per_task=1, n_mc=2, solve_per_task=0,
+                         k_references=2, **overrides)
+    policy = ScriptedPolicy(lambda prompt, n: [text] * n if "write 6 inputs" in prompt else
+                            ["no task"] * n if "create" in prompt else [answer(prompt) if callable(answer) else answer for _ in range(n)])
+    res = selfplay_step(policy, buffers, tasks_from_config(cfg), executor, cfg, LADDER, lambda t: t,
+                        random.Random(0), step=1)
+    return next(s for s in res.samples if s.role == "propose" and s.task == "induction"), res
+
+
+DOUBLE = "def f(x):\n    return x * 2 + 1"
+SIX_CALLS = "<think>six numbers</think>\n```python\n" + "\n".join(f"f({x})" for x in (1, 2, 3, 5, 8, 13)) + "\n```"
+RIGHT = "<think>2x+1</think><answer>\n```python\ndef f(x):\n    return 2 * x + 1\n```\n</answer>"
+WRONG = "<think>?</think><answer>\n```python\ndef f(x):\n    return x\n```\n</answer>"
+
+
+def test_an_induction_hint_is_required_unless_the_config_makes_it_optional(executor):
+    required, _ = _induction(executor, SIX_CALLS, WRONG)
+    assert required.outcome == "invalid: no hint (a line starting with Hint:, or a message block)"
+    assert required.reward == LADDER.propose_invalid
+    shown = []
+    answers = iter([RIGHT, WRONG] * 4)
+    optional, res = _induction(executor, SIX_CALLS, lambda p: shown.append(p) or next(answers),
+                               induction_hint="optional")
+    assert optional.outcome == "valid" and optional.extra["solve_rate"] == 0.5 and optional.reward == 0.5
+    assert shown and all("Message: (none)" in p and "Input: f(1)" in p for p in shown)
+
+
+@pytest.mark.parametrize("text, outcome", [
+    (SIX_CALLS + "\nHint: ...", "invalid: hint is the template's placeholder"),  # the template's hint, copied
+    (SIX_CALLS + "\nHint: return x * 2 + 1", "invalid: hint quotes the program"),
+    ("<think>one number</think>\n```python\n" + "f(4)\n" * 6 + "```", "invalid: fewer than 6 distinct valid inputs"),
+])
+def test_an_optional_hint_lets_no_giveaway_or_padding_through(executor, text, outcome):
+    """The cheapest ways around an optional hint: paste the template's or the program's line as the hint, or
+    write one input six times. Each still fails as it does with the hint required."""
+    p, _ = _induction(executor, text, RIGHT, induction_hint="optional")
+    assert p.outcome == outcome and p.reward <= LADDER.propose_failed
+
+
+def test_a_hintless_task_the_solver_never_solves_earns_the_unlearnable_rung(executor):
+    """Leaving the hint out makes a task harder, not better paid: solved 0 of 2, it earns what every valid task
+    nobody solves earns, below any learnable one."""
+    p, _ = _induction(executor, SIX_CALLS, WRONG, induction_hint="optional")
+    assert p.outcome == "valid" and p.extra["solve_rate"] == 0.0
+    assert p.reward == LADDER.propose_extreme < 0.5

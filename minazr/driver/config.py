@@ -207,6 +207,11 @@ class SelfPlayConfig:
                    "(or all wrong after two draws) only when nothing else is left.")
     induction_inputs: Int = param(6, "Distinct inputs an induction proposal needs, every one valid (AZR's N); half "
                                      "of the pairs are shown to the solver, half judge its program.", min=2)
+    induction_hint: Literal["required", "optional"] = param(
+        "required", "Whether an induction proposal must carry a hint (a `Hint:` line or a message block): "
+                    "'required' (AZR's message), or 'optional': the pairs alone, shown to the solver with "
+                    "`Message: (none)`. Experiment 3's first 8 steps: 5 of 32 induction proposals had 6 or more "
+                    "inputs and failed only for the missing hint; 1 was valid.")
     temperature: Float = param(1.0, "Sampling temperature of every rollout.", min=0.0)
     top_p: Float = param(1.0, "Nucleus sampling top-p of every rollout.", min=0.0, max=1.0)
     max_tokens: Int = param(128, "Longest proposer completion, in tokens (decoding is sequential: on a 2-core CPU "

@@ -19,7 +19,7 @@ def make_task(name: str, **settings) -> Task:
 def tasks_from_config(cfg) -> dict[str, Task]:
     """The tasks a SelfPlayConfig plays, with its settings."""
     return {n: make_task(n, k_references=cfg.k_references, reference_style=cfg.reference_style,
-                         induction_inputs=cfg.induction_inputs,
+                         induction_inputs=cfg.induction_inputs, induction_hint=cfg.induction_hint,
                          answer_format=cfg.answer_format,
                          think_opened=cfg.prompt_template == "r1" or cfg.open_think)
             for n in cfg.tasks}

@@ -281,10 +281,12 @@ class Induction(Task):
             raise ParseError(f"fewer than {need} distinct valid inputs")
         message = parsing.message(text)
         if message is None:
-            raise ParseError("no hint (a line starting with Hint:, or a message block)")
-        if message.lower().strip(" .`") in PLACEHOLDER_MESSAGES:
+            if self.settings.get("induction_hint", "required") == "required":
+                raise ParseError("no hint (a line starting with Hint:, or a message block)")
+            message = ""  # the pairs alone; the solver sees `Message: (none)`
+        elif message.lower().strip(" .`") in PLACEHOLDER_MESSAGES:  # `Hint: ...` copies the template
             raise ParseError("hint is the template's placeholder")
-        if giveaways.states_program(message, context["program"]):
+        elif giveaways.states_program(message, context["program"]):
             raise ParseError("hint quotes the program")
         return {"program": context["program"], "inputs": inputs[:need], "message": message}
 
@@ -317,7 +319,7 @@ class Induction(Task):
                                      *sorted(normalized_literals(a) for a, _ in data["visible"] + data["hidden"]))
 
     def solve_prompt(self, entry: Entry) -> str:
-        return prompts.SOLVE_INDUCTION.format(message=entry.data["message"],
+        return prompts.SOLVE_INDUCTION.format(message=entry.data["message"] or "(none)",
                                               pairs=prompts.io_pairs(entry.data["visible"]))
 
     def parse_answer(self, text: str, entry: Entry) -> str:
