@@ -5,10 +5,8 @@ ahead of learning (max_staleness 1), replayed generate-only. Checks the outputs 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from test_scaling import check_run
 
 pytestmark = pytest.mark.slow
 
@@ -19,8 +17,8 @@ TINY = ["rollout.enforce_eager=true", "rollout.kv_cache_gb=0.5", "selfplay.propo
 
 def test_tiny_bench_writes_json_plot_and_table(tmp_path):
     cmd = [sys.executable, "-m", "minazr", "bench", "--workers", "1", "--prompts", "4", "--max-tokens", "8",
-           "--repeats", "1", "--loop-steps", "2", "--loop", "1", "--peer-steps", "0", "--scale-steps", "1",
-           "--out", str(tmp_path), *TINY, "rollout.scale_timeout_s=60"]
+           "--repeats", "1", "--loop-steps", "2", "--loop", "1", "--peer-steps", "0", "--scale-steps", "0",
+           "--out", str(tmp_path), *TINY]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "| rollout pool, 1 worker(s) |" in res.stdout and "plain vLLM, one process" in res.stdout
@@ -50,12 +48,7 @@ def test_tiny_bench_writes_json_plot_and_table(tmp_path):
     assert r["model"] == "smollm2-135m-instruct" and r["prompts"] == 4 and r["max_tokens"] == 8
     assert r["device"].startswith("cpu")
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # the scale stage: 1 -> 2 -> 1 workers on a local two-node cluster, the joiner on the other node
-    sc = r["scale"]
-    assert sc["joiner_node_differs"] and "| scaling a running loop (two-node cluster) |" in res.stdout
-    assert sc["request_to_first_answer_s"] >= sc["request_to_serving_s"] > 0 and sc["lost_steps"] >= 0
-    assert sc["one_worker"]["gen_tokens_per_s"] > 0 and sc["two_workers"]["gen_tokens_per_s"] > 0
-    check_run(Path(sc["run_dir"]), 3 * 1 + 6)  # every step, every request once, versions, the event log
+    assert "scale" not in r  # the scale stage (--scale-steps N) and its report: tests/test_scaling.py
 
 
 def test_bench_rejects_bad_worker_lists():

@@ -139,7 +139,13 @@ def measure_scale(cfg, steps: int, out_dir: Path, overrides=()) -> dict:
             down = ask(run_dir, 1, cfg.rollout.scale_timeout_s + 60)
         finally:
             run.finish()
-    metrics, events = run.metrics(), run.events()
+    return scale_report(run_dir, steps, asked, [up.message, down.message], cpus)
+
+
+def scale_report(run_dir: Path, steps: int, asked: float, replies: list[str], cpus: int) -> dict:
+    """The report of a finished 1 -> 2 -> 1 run: `steps` steady steps a phase after the warm-up step, the second
+    worker asked for at time `asked` (the answers to both requests: `replies`)."""
+    metrics, events = _lines(run_dir / "metrics.jsonl"), _lines(run_dir / "scale_events.jsonl")
     before = [m for m in metrics[1:1 + steps]]
     after = _steady(metrics, 2)[:steps]
     first_two = after[0]["step"]
@@ -155,7 +161,7 @@ def measure_scale(cfg, steps: int, out_dir: Path, overrides=()) -> dict:
         "request_to_first_answer_s": when["first_answer"]["time"] - asked,
         "lost_s": lost, "lost_steps": lost / base["step_s"],
         "joiner_node_differs": when["serving"].get("node_id") not in (None, cluster["workers"][0]["node_id"]),
-        "replies": [up.message, down.message], "run_dir": str(run_dir), "nodes": 2, "cpus_per_node": cpus,
+        "replies": replies, "run_dir": str(run_dir), "nodes": 2, "cpus_per_node": cpus,
         "speedup_step": base["step_s"] / _phase(after)["step_s"],
     }
 
