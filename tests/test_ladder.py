@@ -204,6 +204,24 @@ def test_a_curriculum_step_spreads_solver_prompts_over_the_buffer(executor):
     assert all(e.stats["draws"] == 1 for e in buffers["deduction"].entries())
 
 
+@pytest.mark.parametrize("draw", ["curriculum", "uniform"])
+def test_an_entry_drawn_solver_max_draws_times_is_no_longer_a_solver_prompt(draw):
+    """Memorised prompts: each re-draw of the same few entries raised accuracy and shortened the reasoning. With
+    solver_max_draws 2, entries with two groups of answers (a new task's Monte-Carlo solves count as one) are left
+    out, and a step with none left draws fewer prompts; 0 keeps every entry."""
+    buffers = Buffers.empty(["deduction"], cap=10)
+    for i, draws in enumerate([0, 1, 2, 5]):
+        buffers["deduction"].add(_entry(f"e{i}", i, draws=draws))
+    tasks = {"deduction": make_task("deduction")}
+    capped = SelfPlayConfig(tasks=["deduction"], solve_per_task=4, solver_draw=draw, solver_max_draws=2)
+    assert sorted(e.key for _, e in solver_entries(buffers, tasks, capped, random.Random(0), [])) == ["e0", "e1"]
+    unlimited = SelfPlayConfig(tasks=["deduction"], solve_per_task=4, solver_draw=draw)
+    assert len(solver_entries(buffers, tasks, unlimited, random.Random(0), [])) == 4
+    for e in buffers["deduction"].entries():
+        e.stats["draws"] = 2
+    assert solver_entries(buffers, tasks, capped, random.Random(0), []) == []
+
+
 def test_uniform_draws_are_unchanged_by_default():
     cfg = SelfPlayConfig(tasks=["deduction"], solve_per_task=2)
     buffers = Buffers.empty(["deduction"], cap=10)

@@ -222,13 +222,17 @@ class _Rollout:
 def solver_entries(buffers: Buffers, tasks: dict[str, Task], cfg, rng, fresh: list) -> list[tuple[Task, Entry]]:
     """solve_per_task entries per task: this step's new tasks first (`fresh`, when fresh_solves and their
     Monte-Carlo solves are not trained on already), then tasks drawn from the buffer (uniformly, or by the
-    curriculum: TaskBuffer.draw), never one of `fresh`."""
+    curriculum: TaskBuffer.draw), never one of `fresh` nor one drawn solver_max_draws times already (fewer when
+    none is left)."""
     out = []
     for task in tasks.values():
         mine = [e for t, e in fresh if t.name == task.name]
         mine = rng.sample(mine, min(len(mine), cfg.solve_per_task))
-        draw = buffers[task.name].draw if cfg.solver_draw == "curriculum" else buffers[task.name].sample
-        older = draw(cfg.solve_per_task - len(mine), rng, {e.key for _, e in fresh})
+        buffer = buffers[task.name]
+        draw = buffer.draw if cfg.solver_draw == "curriculum" else buffer.sample
+        spent = {e.key for e in buffer.entries()
+                 if cfg.solver_max_draws and e.stats.get("draws", 0) >= cfg.solver_max_draws}
+        older = draw(cfg.solve_per_task - len(mine), rng, {e.key for _, e in fresh} | spent)
         out += [(task, e) for e in mine + older]
     return out
 
