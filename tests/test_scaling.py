@@ -99,8 +99,12 @@ def test_scale_up_and_down_during_a_run_and_refusals(tmp_path):
             assert len(metrics(run)) < steps, "the run ended before it could shrink: give it more steps"
             down = scale(run, 1, env)
             assert down.returncode == 0, down.stderr
-        finally:
-            scaled.finish()
+        except BaseException:  # stop the run at once; the assertion is the error to see
+            os.killpg(scaled.proc.pid, 9)
+            scaled.proc.wait()
+            scaled.log.close()
+            raise
+        scaled.finish()
     assert up.stdout.startswith("minazr scale: 1 -> 2 rollout workers: worker 1 starts its engine")
     assert down.stdout.startswith("minazr scale: 2 -> 1 rollout workers: 1 leave")
     check_run(run, steps)
